@@ -1,0 +1,1 @@
+"""Customs clearance time monitoring for the Shenyang and Dalian customs districts."""

@@ -1,0 +1,41 @@
+"""Where things are. Every location can be set from the environment; defaults live in the project."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+TRANSFORMS_DIR = PROJECT_DIR / "transforms"
+SEEDS_DIR = TRANSFORMS_DIR / "seeds"
+EXPECTATIONS_DIR = PROJECT_DIR / "expectations"
+
+
+@dataclass(frozen=True)
+class Settings:
+    inbox: Path  # folder holding the dated deliveries <inbox>/<YYYY-MM-DD>/
+    warehouse: Path  # the published DuckDB file analysts open
+    max_quarantine_share: float  # a file with more quarantined rows than this fails the run
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.warehouse.parent
+
+    @property
+    def work_dir(self) -> Path:
+        """Scratch space of the runs, beside the warehouse (same filesystem, so os.replace is atomic)."""
+        return self.warehouse_dir / "_build"
+
+    @property
+    def validation_dir(self) -> Path:
+        """Great Expectations results of every run, kept."""
+        return self.warehouse_dir / "validation"
+
+
+def settings() -> Settings:
+    return Settings(
+        inbox=Path(os.environ.get("CLEARANCE_INBOX", PROJECT_DIR / "warehouse" / "inbox")).resolve(),
+        warehouse=Path(os.environ.get("CLEARANCE_WAREHOUSE", PROJECT_DIR / "warehouse" / "clearance.duckdb")).resolve(),
+        max_quarantine_share=float(os.environ.get("CLEARANCE_MAX_QUARANTINE_SHARE", "0.01")),
+    )

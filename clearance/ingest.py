@@ -1,0 +1,265 @@
+"""Read one delivery: check it is whole, decode it, split every file into rows.
+
+A file-level fault (export contract, quirk 8) raises DeliveryError naming the file and the
+reason: nothing of that delivery is loaded. Row-level faults are left to validation, except a
+row with the wrong number of fields, which cannot become a row and is marked here.
+
+Each data file becomes one Parquet file in the run's work folder: the contract columns as text
+(missing optional columns as nulls), the parsed times and the check columns the validation
+suites look at, and the lineage of every row (line number, raw text, content hash).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from clearance.contract import DATA_FILE_PATTERN, KINDS, MANIFEST_NAME, TIME_FORMATS, container_number_is_valid
+
+log = logging.getLogger(__name__)
+
+# Columns the pipeline adds to every row; contract column names are upper case, these are not.
+LINE_NO, RAW_LINE, ROW_HASH, REASON_CODE, REASON_MESSAGE = "_line_no", "_raw_line", "_row_hash", "_reason_code", "_reason_message"
+DUPLICATE_IN_DELIVERY = "_duplicate_in_delivery"
+
+
+class DeliveryError(Exception):
+    """A delivery, or one of its files, breaks the export contract; the run must stop."""
+
+    def __init__(self, source: str, reason: str, line: int | None = None):
+        self.source, self.reason, self.line = source, reason, line
+        where = f"{source}, line {line}" if line else source
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass
+class FileReport:
+    """What one data file held; the accounting starts here."""
+
+    name: str
+    kind: str
+    rows_in_manifest: int
+    rows_read: int
+    extra_columns: list[str] = field(default_factory=list)
+    missing_optional_columns: list[str] = field(default_factory=list)
+    parquet: str = ""
+
+
+def delivery_folder(inbox: Path, export_date: str) -> Path:
+    return Path(inbox) / export_date
+
+
+def read_manifest(folder: Path, export_date: str) -> dict:
+    """MANIFEST.json of a delivery, with every listed name checked against the naming pattern."""
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        raise DeliveryError(str(path), "MANIFEST.json is missing: the delivery is incomplete")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DeliveryError(str(path), f"not valid JSON ({exc})") from exc
+    if manifest.get("export_date") != export_date:
+        raise DeliveryError(str(path), f"export_date is {manifest.get('export_date')!r}, expected {export_date!r}")
+    files = manifest.get("files")
+    if not isinstance(files, list):
+        raise DeliveryError(str(path), "no 'files' list")
+    seen = set()
+    for entry in files:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        # A name with a path component or outside the pattern is refused, never opened.
+        match = DATA_FILE_PATTERN.fullmatch(name) if isinstance(name, str) else None
+        if not match:
+            raise DeliveryError(str(path), f"file name {name!r} does not follow <kind>_<YYYYMMDD>_<NN>.csv")
+        if match["date"] != export_date.replace("-", ""):
+            raise DeliveryError(str(path), f"file {name} belongs to another export date")
+        if name in seen:
+            raise DeliveryError(str(path), f"file {name} is listed twice")
+        if not isinstance(entry.get("rows"), int) or not isinstance(entry.get("sha256"), str):
+            raise DeliveryError(str(path), f"file {name} has no integer 'rows' or no 'sha256'")
+        seen.add(name)
+    return manifest
+
+
+def decode(name: str, data: bytes, encoding: str) -> str:
+    """Text of a file in its contract encoding; a file in the wrong encoding is a file-level fault."""
+    if encoding == "utf-8":
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise DeliveryError(name, f"not valid UTF-8 (byte {exc.start})", _line_at(data, exc.start)) from exc
+    # GB18030 decodes almost any byte string, so a UTF-8 file would pass silently as mojibake:
+    # a BOM, or non-ASCII text that is valid UTF-8, means the desktop export was bypassed.
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise DeliveryError(name, "UTF-8 file (byte-order mark) where GB18030 was expected")
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            raise DeliveryError(name, "UTF-8 file where GB18030 was expected")
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        raise DeliveryError(name, f"not valid GB18030 (byte {exc.start})", _line_at(data, exc.start)) from exc
+
+
+def _line_at(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def csv_records(text: str) -> Iterator[tuple[int, str, list[str]]]:
+    """(first line number, raw text, fields) for every CSV record, header included.
+
+    Quoted fields may hold line breaks, so a record can span lines; the raw text is what the
+    file held, for the quarantine.
+    """
+    consumed: list[str] = []
+
+    def lines() -> Iterator[str]:
+        for line in io.StringIO(text, newline=""):
+            consumed.append(line)
+            yield line
+
+    reader = csv.reader(lines(), strict=False)
+    for fields in reader:
+        raw = "".join(consumed)
+        first_line = reader.line_num - len(consumed) + 1
+        consumed.clear()
+        yield first_line, raw.rstrip("\r\n"), fields
+
+
+def read_data_file(folder: Path, entry: dict) -> tuple[FileReport, pl.DataFrame]:
+    """Check one listed file against the manifest and split it into rows."""
+    name = entry["name"]
+    kind = KINDS[DATA_FILE_PATTERN.fullmatch(name)["kind"]]
+    path = folder / name
+    if not path.is_file():
+        raise DeliveryError(name, "listed in MANIFEST.json but missing")
+    data = path.read_bytes()
+    if not data:
+        raise DeliveryError(name, "empty file (not even a header)")
+    if hashlib.sha256(data).hexdigest() != entry["sha256"].lower():
+        raise DeliveryError(name, "SHA-256 does not match MANIFEST.json")
+    if not data.endswith(b"\r\n"):
+        raise DeliveryError(name, "truncated: the last line has no line end", _line_at(data, len(data)))
+    text = decode(name, data, kind.encoding)
+
+    records = csv_records(text)
+    _, _, header = next(records)
+    header = [h.strip() for h in header]
+    missing = [c for c in kind.required if c not in header]
+    if missing:
+        raise DeliveryError(name, f"required column(s) missing from the header: {', '.join(missing)}", 1)
+    if len(set(header)) != len(header):
+        raise DeliveryError(name, "a column name appears twice in the header", 1)
+    present = [c for c in kind.columns if c in header]
+    positions = [header.index(c) for c in present]
+
+    line_nos, raws, reasons, values = [], [], [], {c: [] for c in present}
+    for line_no, raw, fields in records:
+        line_nos.append(line_no)
+        raws.append(raw)
+        if len(fields) != len(header):
+            reasons.append(f"{len(fields)} fields where the header has {len(header)}")
+            for c in present:
+                values[c].append(None)
+            continue
+        reasons.append(None)
+        for c, i in zip(present, positions):
+            value = fields[i].strip()
+            values[c].append(value or None)
+    rows_read = len(line_nos)
+    if rows_read != entry["rows"]:
+        raise DeliveryError(name, f"{rows_read} data rows where MANIFEST.json lists {entry['rows']}")
+
+    frame = pl.DataFrame(
+        {LINE_NO: line_nos, RAW_LINE: raws, **values, "_field_count_error": reasons},
+        schema={LINE_NO: pl.Int64, RAW_LINE: pl.String, **{c: pl.String for c in present}, "_field_count_error": pl.String},
+    )
+    frame = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in kind.columns if c not in present)
+    report = FileReport(
+        name=name,
+        kind=kind.name,
+        rows_in_manifest=entry["rows"],
+        rows_read=rows_read,
+        extra_columns=[h for h in header if h not in kind.columns],
+        missing_optional_columns=[c for c in kind.columns if c not in present],
+    )
+    return report, add_check_columns(kind.name, frame)
+
+
+def parse_times(column: pl.Expr) -> pl.Expr:
+    """A Beijing local time in any of the contract's three formats, else null."""
+    return pl.coalesce([column.str.strptime(pl.Datetime("ms"), fmt, strict=False) for fmt in TIME_FORMATS])
+
+
+def add_check_columns(kind_name: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """Parsed values and the boolean checks the validation suites assert on, plus the row hash.
+
+    A check column is null where the value is empty, so it only judges values that are there.
+    """
+    kind = KINDS[kind_name]
+    exprs = []
+    for t in kind.times:
+        exprs.append(parse_times(pl.col(t)).alias(f"{t}__parsed"))
+        exprs.append(pl.when(pl.col(t).is_not_null()).then(parse_times(pl.col(t)).is_not_null()).alias(f"{t}__parses"))
+    if "CONTAINER_NO" in kind.columns:
+        exprs.append(
+            pl.col("CONTAINER_NO").map_elements(container_number_is_valid, return_dtype=pl.Boolean).alias("CONTAINER_NO__valid")
+        )
+    if "GROSS_WT" in kind.columns:
+        exprs.append(pl.col("GROSS_WT").cast(pl.Float64, strict=False).alias("GROSS_WT__value"))
+        exprs.append(
+            pl.when(pl.col("GROSS_WT").is_not_null())
+            .then(pl.col("GROSS_WT").cast(pl.Float64, strict=False).is_not_null())
+            .alias("GROSS_WT__parses")
+        )
+    frame = frame.with_columns(exprs)
+    # Identity of a row is its contract values by column name, so a re-sent row is recognised
+    # even when a later delivery orders the columns differently or adds a column.
+    content = pl.concat_str([pl.col(c).fill_null("\x00") for c in kind.columns], separator="\x1f")
+    frame = frame.with_columns(content.alias("_content"))
+    hashes = duckdb.sql("SELECT md5(_content) AS h FROM frame").pl()["h"]
+    frame = frame.with_columns(hashes.alias(ROW_HASH)).drop("_content")
+    # A second copy of a row within the same delivery is a duplicate, not a new fact.
+    return frame.with_columns(
+        (pl.col("_field_count_error").is_null() & pl.col(ROW_HASH).is_first_distinct().not_()).alias(DUPLICATE_IN_DELIVERY)
+    )
+
+
+def ingest_delivery(folder: Path, export_date: str, work_dir: Path) -> list[dict]:
+    """Check and split every file of a delivery into Parquet files under work_dir.
+
+    Duplicates are recognised across the files of the delivery too. Returns one FileReport
+    (as a dict, for XCom) per data file.
+    """
+    manifest = read_manifest(folder, export_date)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    listed = {e["name"] for e in manifest["files"]}
+    for stray in sorted(p.name for p in folder.iterdir() if p.name != MANIFEST_NAME and p.name not in listed):
+        log.warning("%s: not listed in MANIFEST.json, ignored", folder / stray)
+    reports, seen_hashes = [], set()
+    for entry in sorted(manifest["files"], key=lambda e: e["name"]):
+        report, frame = read_data_file(folder, entry)
+        earlier = frame[ROW_HASH].is_in(list(seen_hashes)) & frame["_field_count_error"].is_null()
+        frame = frame.with_columns((pl.col(DUPLICATE_IN_DELIVERY) | earlier).alias(DUPLICATE_IN_DELIVERY))
+        seen_hashes.update(frame.filter(pl.col("_field_count_error").is_null())[ROW_HASH].to_list())
+        out = work_dir / f"{entry['name']}.parquet"
+        frame.write_parquet(out)
+        report.parquet = str(out)
+        log.info(
+            "%s: %d rows read%s", report.name, report.rows_read,
+            f"; extra columns ignored: {', '.join(report.extra_columns)}" if report.extra_columns else "",
+        )
+        reports.append(asdict(report))
+    return reports

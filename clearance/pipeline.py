@@ -1,0 +1,64 @@
+"""The nightly run's steps, one function per Airflow task; the DAG file only wires them together."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from datetime import date, datetime, timedelta
+
+from clearance.config import settings
+from clearance.contract import BEIJING, MANIFEST_NAME
+
+log = logging.getLogger(__name__)
+
+
+def business_date_for(logical_date: datetime) -> str:
+    """The run at 02:00 Beijing time on day D+1 processes business date D.
+
+    Airflow's `ds` is the UTC date, which is not a Beijing business date; the logical date is
+    converted to Beijing time first.
+    """
+    return (logical_date.astimezone(BEIJING).date() - timedelta(days=1)).isoformat()
+
+
+def manifest_path(business_date: str):
+    return settings().inbox / business_date / MANIFEST_NAME
+
+
+def run_work_dir(business_date: str):
+    return settings().work_dir / business_date
+
+
+def ingest(business_date: str) -> list[dict]:
+    from clearance.ingest import delivery_folder, ingest_delivery
+
+    work = run_work_dir(business_date)
+    shutil.rmtree(work, ignore_errors=True)
+    return ingest_delivery(delivery_folder(settings().inbox, business_date), business_date, work)
+
+
+def validate(reports: list[dict], business_date: str) -> list[dict]:
+    from clearance.validation import validate_delivery
+
+    return validate_delivery(reports, business_date, settings().validation_dir)
+
+
+def build(reports: list[dict], business_date: str) -> str:
+    from clearance.warehouse import build_warehouse
+
+    return build_warehouse(settings(), reports, business_date)
+
+
+def publish(built: str, business_date: str) -> str:
+    from clearance.warehouse import publish as publish_file
+
+    published = publish_file(settings(), built)
+    shutil.rmtree(run_work_dir(business_date), ignore_errors=True)
+    return str(published)
+
+
+def run_business_date(business_date: str) -> str:
+    """The whole night without Airflow: for tests of the steps and for benchmarks."""
+    date.fromisoformat(business_date)
+    reports = validate(ingest(business_date), business_date)
+    return publish(build(reports, business_date), business_date)

@@ -1,0 +1,67 @@
+"""clearance_nightly: the night's single-window delivery in, the published clearance warehouse out.
+
+Runs at 02:00 Beijing time for the previous Beijing business date. The steps live in
+`clearance.pipeline`; this file only wires them. Nothing heavy is imported at parse time.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import CronTriggerTimetable, dag, task
+
+from clearance import pipeline
+
+
+@dag(
+    dag_id="clearance_nightly",
+    schedule=CronTriggerTimetable("0 2 * * *", timezone="Asia/Shanghai"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
+    catchup=False,
+    # Each run builds on the warehouse the previous one published: never two at once.
+    max_active_runs=1,
+    default_args={"retries": 0},
+    tags=["customs", "clearance"],
+    doc_md=__doc__,
+)
+def clearance_nightly():
+    @task
+    def business_date(**context) -> str:
+        """The Beijing business date this run processes (not Airflow's UTC `ds`)."""
+        return pipeline.business_date_for(context["logical_date"])
+
+    @task.sensor(poke_interval=timedelta(minutes=5), timeout=timedelta(hours=10), mode="reschedule")
+    def wait_for_delivery(day: str) -> bool:
+        """MANIFEST.json is written last: until it exists the delivery is incomplete."""
+        return pipeline.manifest_path(day).exists()
+
+    @task
+    def ingest_delivery(day: str) -> list[dict]:
+        """Check MANIFEST.json, checksums, row counts and encodings; split every file into rows."""
+        return pipeline.ingest(day)
+
+    @task
+    def validate_delivery(reports: list[dict], day: str) -> list[dict]:
+        """Great Expectations suites (expectations/) mark the rows to quarantine; results are kept."""
+        return pipeline.validate(reports, day)
+
+    @task
+    def build_warehouse(reports: list[dict], day: str) -> str:
+        """Load into a copy of the warehouse, account for every row, run the SQL in transforms/."""
+        return pipeline.build(reports, day)
+
+    @task
+    def publish_warehouse(built: str, day: str) -> str:
+        """Atomically replace the live warehouse file with the new build."""
+        return pipeline.publish(built, day)
+
+    day = business_date()
+    reports = ingest_delivery(day)
+    wait_for_delivery(day) >> reports
+    published = publish_warehouse(build_warehouse(validate_delivery(reports, day), day), day)
+    # Later steps (stall alerts, dashboard) read the published warehouse and attach after `published`.
+    return published
+
+
+dag = clearance_nightly()

@@ -1,0 +1,46 @@
+-- The cleaned event log behind the milestones: every event of every shipment, one row each.
+CREATE OR REPLACE TABLE core_clearance_events AS
+WITH declaration_versions AS (
+    SELECT
+        v.entry_id,
+        v.submitted_at AS event_at,
+        CASE
+            WHEN v.decl_step = '2' THEN 'DECLARATION_COMPLETED'
+            WHEN v.submitted_at = d.declared_at AND (v.decl_step = '1' OR NOT d.is_two_step) THEN 'DECLARED'
+            ELSE 'DECLARATION_AMENDED'
+        END AS event_code,
+        'dec_head' AS source_kind,
+        NULL::VARCHAR AS container_no,
+        v.export_date, v.source_file, v.line_no
+    FROM stg_declaration_versions AS v
+    JOIN core_declarations AS d USING (entry_id)
+),
+receipts AS (
+    SELECT entry_id, notified_at, 'RECEIPT_' || channel, 'dec_result', NULL::VARCHAR, export_date, source_file, line_no
+    FROM stg_declaration_receipts
+),
+vessel AS (
+    SELECT d.entry_id, e.event_at, e.event_code, 'vessel_event', NULL::VARCHAR, e.export_date, e.source_file, e.line_no
+    FROM stg_vessel_events AS e
+    JOIN core_declarations AS d
+        ON d.vessel_id = e.vessel_id AND d.voyage_no = e.voyage_no AND d.port_code = e.port_code
+    WHERE d.transport_mode_code = '2'
+),
+cargo AS (
+    SELECT d.entry_id, e.event_at, e.event_code, 'cargo_event', e.container_no, e.export_date, e.source_file, e.line_no
+    FROM stg_cargo_events AS e
+    JOIN core_declarations AS d ON d.bill_no = e.bill_no
+)
+SELECT * FROM declaration_versions
+UNION ALL SELECT * FROM receipts
+UNION ALL SELECT * FROM vessel
+UNION ALL SELECT * FROM cargo;
+COMMENT ON TABLE core_clearance_events IS 'Event log per shipment: declaration versions, receipts, events of its vessel call and of its bill (the cleaned events behind core_shipments).';
+COMMENT ON COLUMN core_clearance_events.entry_id IS 'Declaration number: the shipment (case id)';
+COMMENT ON COLUMN core_clearance_events.event_at IS 'Time of the event, Beijing time';
+COMMENT ON COLUMN core_clearance_events.event_code IS 'DECLARED, DECLARATION_COMPLETED, DECLARATION_AMENDED, RECEIPT_<channel>, a vessel EVENT_CODE or a cargo EVENT_CODE';
+COMMENT ON COLUMN core_clearance_events.source_kind IS 'File kind the event came from';
+COMMENT ON COLUMN core_clearance_events.container_no IS 'Container of a container-level cargo event';
+COMMENT ON COLUMN core_clearance_events.export_date IS 'Export date of the delivery the event came in';
+COMMENT ON COLUMN core_clearance_events.source_file IS 'Data file the event came from';
+COMMENT ON COLUMN core_clearance_events.line_no IS 'Line in that file';
