@@ -1,0 +1,26 @@
+"""Shared test set-up: every test gets its own inbox, warehouse and Airflow home."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Airflow reads its home at import time: point it at a scratch folder before anything imports it.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="clearance-airflow-"))
+os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parent.parent / "dags")
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def clearance_env(tmp_path, monkeypatch):
+    """An empty inbox and warehouse location for one test."""
+    inbox, warehouse = tmp_path / "inbox", tmp_path / "warehouse" / "clearance.duckdb"
+    monkeypatch.setenv("CLEARANCE_INBOX", str(inbox))
+    monkeypatch.setenv("CLEARANCE_WAREHOUSE", str(warehouse))
+    return inbox, warehouse
