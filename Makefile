@@ -1,4 +1,6 @@
-# The project's interface: `make demo` and `make test` work on a machine with only python3, pip and make.
+# The project's interface. On a machine with only python3, pip and make:
+#   make demo   simulate two weeks of exports, run the nightly DAG for each day under Airflow
+#   make test   the test suite
 SHELL := /bin/bash
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
@@ -8,11 +10,18 @@ UV := $(VENV)/bin/uv
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
-export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: env demo test run simulate clean
+# The demo's two weeks of single-window exports (business dates, Beijing time).
+DEMO_START ?= 2026-11-01
+DEMO_DAYS ?= 14
+DEMO_SCALE ?= 0.1
+DEMO_SEED ?= 20261101
+DEMO_END = $(shell $(PY) -c "import datetime as d; print(d.date.fromisoformat('$(DEMO_START)') + d.timedelta(days=$(DEMO_DAYS) - 1))")
 
+.PHONY: env airflow-db demo run simulate report test clean
+
+# uv is installed into the project environment when it is missing; everything else comes from uv.lock.
 $(UV):
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
@@ -23,10 +32,29 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 
 env: $(VENV)/.synced
 
-$(AIRFLOW_HOME)/airflow.db: $(VENV)/.synced
+airflow-db: env
 	@mkdir -p $(AIRFLOW_HOME)
-	$(VENV)/bin/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+	@$(VENV)/bin/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 
-test: $(VENV)/.synced
+demo: airflow-db
+	$(PY) -m clearance.simulator --inbox $${CLEARANCE_INBOX:-$(CURDIR)/warehouse/inbox} \
+		--start $(DEMO_START) --days $(DEMO_DAYS) --scale $(DEMO_SCALE) --seed $(DEMO_SEED)
+	$(PY) -m clearance.run_dates $(DEMO_START) $(DEMO_END) > $(AIRFLOW_HOME)/demo-runs.log 2>&1 \
+		|| (tail -n 60 $(AIRFLOW_HOME)/demo-runs.log; exit 1)
+	@grep '^clearance_nightly:' $(AIRFLOW_HOME)/demo-runs.log
+	@echo
+	$(PY) -m clearance.report
+
+# Rerun or catch up one business date by hand: make run DATE=2026-11-20
+run: airflow-db
+	@test -n "$(DATE)" || (echo "usage: make run DATE=YYYY-MM-DD"; exit 2)
+	$(PY) -m clearance.run_dates $(DATE)
+
+report: env
+	$(PY) -m clearance.report
+
+test: env
 	$(PY) -m pytest
 
+clean:
+	rm -rf $(AIRFLOW_HOME) warehouse/inbox warehouse/_build warehouse/validation warehouse/*.duckdb

@@ -351,7 +351,7 @@ def _gen_chunk(w: _World, first_day: int, last_day: int) -> dict[str, pl.DataFra
     owner = rng.choice(len(w.owner_code), n, p=w.owner_p)
 
     # ---- units: containers of a container bill, else one bill-level unit
-    n_units = np.where(boxed, rng.choice([1, 2, 3], n, p=[0.3, 0.3, 0.4]), 1)
+    n_units = np.where(boxed, rng.choice([1, 2, 3], n, p=[0.25, 0.3, 0.45]), 1)
     us = np.repeat(np.arange(n), n_units)
     nu = len(us)
     ustart = np.cumsum(n_units) - n_units
@@ -406,7 +406,7 @@ def _gen_chunk(w: _World, first_day: int, last_day: int) -> dict[str, pl.DataFra
     b_day = np.repeat(bkeys // len(SEA_PORTS) + first_day, bk)
     b_vessel = np.empty(nb, dtype="<U7")
     for g in range(len(bkeys)):
-        b_vessel[boff[g]:boff[g] + bk[g]] = rng.choice(w.bulk_vessels, bk[g], replace=False)
+        b_vessel[boff[g]:boff[g] + bk[g]] = rng.choice(w.bulk_vessels, bk[g], replace=bool(bk[g] > len(w.bulk_vessels)))
     b_voy = np.array([f"{_date(d).year % 100:02d}{_date(d).timetuple().tm_yday:03d}{x}"
                       for d, x in zip(b_day, rng.choice(list("ENWS"), nb))])
     b_arr = b_day * DAY + rng.uniform(0, DAY, nb)
@@ -832,8 +832,8 @@ def _row_quirks(w: _World, first_day: int, frames: dict[str, pl.DataFrame]) -> d
             shift = (1 + np.minimum(dr.geometric(0.5, len(later)) - 1, 8)).astype(np.int32)
             f = pl.concat([
                 f,
-                f[later].with_columns((pl.col("_tx") + pl.Series(shift)).alias("_tx")),
-                f[same],
+                f[later].with_columns((pl.col("_tx") + pl.Series(shift)).alias("_tx"), pl.lit(0, pl.Int8).alias("_first")),
+                f[same].with_columns(pl.lit(0, pl.Int8).alias("_first")),
             ])
         f = f.with_columns(pl.max_horizontal(pl.col("_tx"), pl.lit(w.start_day, pl.Int32)).alias("_tx"))
         out[kind] = f.filter(pl.col("_tx") < w.end_day)
@@ -959,10 +959,9 @@ def _deliver(w: _World, inbox: Path, day: int, parts: dict[str, list[pl.DataFram
     for ki, kind in enumerate(KIND_ORDER):
         spec = KINDS[kind]
         r = _rng(w.seed, _T_DELIVERY, day, ki)
-        f = _format_times(frames[kind], spec.times).with_columns(
-            pl.col("GROSS_WT").round(1).cast(pl.String) if "GROSS_WT" in spec.columns else pl.lit(None),
-            pl.lit(0, pl.Int8).alias("_badf"),
-        ).drop("literal", strict=False)
+        f = _format_times(frames[kind], spec.times).with_columns(pl.lit(0, pl.Int8).alias("_badf"))
+        if "GROSS_WT" in spec.columns:
+            f = f.with_columns(pl.col("GROSS_WT").round(1).cast(pl.String))
         if kind == "dec_head":
             ndecl = int(f["_first"].sum())
         if nbad[kind]:
@@ -1008,7 +1007,8 @@ def _deliver(w: _World, inbox: Path, day: int, parts: dict[str, list[pl.DataFram
                 data = _mangle_fields(data, encoding, fix, r)
             if broken == "truncated":
                 body = data[:-2] if data.endswith(b"\r\n") else data
-                cut = body.rfind(b"\r\n") + 2
+                nl = body.rfind(b"\r\n")
+                cut = nl + 2 if nl >= 0 else 0
                 last = body[cut:].decode(encoding)
                 keep = max(1, len(last) // 2)
                 data = body[:cut] + last[:keep].encode(encoding)

@@ -1,0 +1,90 @@
+"""The DAG as Airflow sees it, and one whole night run under Airflow on a simulated delivery."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from clearance.pipeline import business_date_for
+from clearance.simulator import simulate
+from tests.conftest import PROJECT_DIR
+
+BIN = Path(sys.executable).parent
+
+
+def test_dag_folder_imports_under_airflow():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(PROJECT_DIR / "dags"))
+    assert bag.import_errors == {}
+    dag = bag.dags["clearance_nightly"]
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "business_date", "wait_for_delivery", "ingest_delivery", "validate_delivery", "build_warehouse",
+        "publish_warehouse",
+    ]
+    assert dag.max_active_runs == 1 and not dag.catchup
+    assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 2 * * *", "Asia/Shanghai")
+
+
+def test_dag_file_does_not_import_heavy_libraries_at_parse_time():
+    code = (
+        "import runpy, sys; runpy.run_path(sys.argv[1]); "
+        "print(sorted(m for m in ('duckdb', 'polars', 'great_expectations', 'pandas', 'pyarrow') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(PROJECT_DIR / "dags" / "clearance_nightly.py")],
+                         capture_output=True, text=True, check=True, env=os.environ)
+    # Airflow itself may pull in pandas-free modules only; the pipeline's own heavy libraries must not load
+    assert "duckdb" not in out.stdout and "great_expectations" not in out.stdout and "polars" not in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("logical_date", "expected"),
+    [
+        (datetime(2026, 11, 21, 2, 0, tzinfo=timezone(timedelta(hours=8))), "2026-11-20"),  # the scheduled run
+        (datetime(2026, 11, 20, 18, 0, tzinfo=timezone.utc), "2026-11-20"),  # the same instant in UTC
+        (datetime(2026, 11, 20, 16, 30, tzinfo=timezone.utc), "2026-11-20"),  # 00:30 Beijing on 11-21, ds 11-20
+        (datetime(2026, 11, 21, 23, 0, tzinfo=timezone.utc), "2026-11-21"),  # 07:00 Beijing on 11-22, ds 11-21
+    ],
+)
+def test_business_date_is_the_previous_beijing_day(logical_date, expected):
+    assert business_date_for(logical_date) == expected
+
+
+def test_nightly_dag_run_under_airflow_publishes_the_warehouse(tmp_path):
+    inbox, warehouse = tmp_path / "inbox", tmp_path / "warehouse" / "clearance.duckdb"
+    folders = simulate(inbox, "2026-11-18", 2, scale=0.02, seed=7)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_DIR / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "CLEARANCE_INBOX": str(inbox),
+        "CLEARANCE_WAREHOUSE": str(warehouse),
+    }
+    subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
+    run = subprocess.run([sys.executable, "-m", "clearance.run_dates", "2026-11-18", "2026-11-19"],
+                         env=env, capture_output=True, text=True, cwd=PROJECT_DIR)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+    listed = {e["name"]: e["rows"] for f in folders for e in json.loads((f / "MANIFEST.json").read_text())["files"]}
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("SELECT business_date::VARCHAR FROM run_context").fetchone() == ("2026-11-19",)
+        accounting = dict(con.execute("SELECT source_file, rows_read FROM file_accounting").fetchall())
+        balanced = con.execute("SELECT bool_and(rows_read = rows_loaded + rows_duplicate + rows_quarantined) "
+                               "FROM file_accounting").fetchone()[0]
+        declarations = con.execute("SELECT count(DISTINCT entry_id) FROM land_dec_head").fetchone()[0]
+        shipments = con.execute("SELECT count(*) FROM core_shipments").fetchone()[0]
+        released_days = con.execute("SELECT list(DISTINCT period_start::VARCHAR ORDER BY period_start) "
+                                    "FROM mart_clearance_statistics WHERE grain = 'day'").fetchone()[0]
+    assert accounting == listed  # every file of both deliveries, every row read
+    assert balanced
+    assert shipments == declarations > 50
+    assert released_days == ["2026-11-18", "2026-11-19"]
+    assert not (warehouse.parent / "_build" / "2026-11-19").exists()  # the run cleans its work folder
