@@ -17,6 +17,7 @@ class Settings:
     inbox: Path  # folder holding the dated deliveries <inbox>/<YYYY-MM-DD>/
     warehouse: Path  # the published DuckDB file analysts open
     max_quarantine_share: float  # a file with more quarantined rows than this fails the run
+    keep_versions: int  # published warehouse files kept in versions/ besides the live one
 
     @property
     def warehouse_dir(self) -> Path:
@@ -26,6 +27,10 @@ class Settings:
     def work_dir(self) -> Path:
         """Scratch space of the runs, beside the warehouse (same filesystem, so os.replace is atomic)."""
         return self.warehouse_dir / "_build"
+
+    @property
+    def versions_dir(self) -> Path:
+        return self.warehouse_dir / "versions"
 
     @property
     def validation_dir(self) -> Path:
@@ -38,4 +43,5 @@ def settings() -> Settings:
         inbox=Path(os.environ.get("CLEARANCE_INBOX", PROJECT_DIR / "warehouse" / "inbox")).resolve(),
         warehouse=Path(os.environ.get("CLEARANCE_WAREHOUSE", PROJECT_DIR / "warehouse" / "clearance.duckdb")).resolve(),
         max_quarantine_share=float(os.environ.get("CLEARANCE_MAX_QUARANTINE_SHARE", "0.01")),
+        keep_versions=int(os.environ.get("CLEARANCE_KEEP_VERSIONS", "5")),
     )

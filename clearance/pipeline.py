@@ -52,7 +52,7 @@ def build(reports: list[dict], business_date: str) -> str:
 def publish(built: str, business_date: str) -> str:
     from clearance.warehouse import publish as publish_file
 
-    published = publish_file(settings(), built)
+    published = publish_file(settings(), built, business_date)
     shutil.rmtree(run_work_dir(business_date), ignore_errors=True)
     return str(published)
 

@@ -5,8 +5,8 @@
 
 Writes one delivery folder `<inbox>/<YYYY-MM-DD>/` per export date (the Beijing date a row is
 transmitted) with all five file kinds and MANIFEST.json last, per the export contract
-(shared/spec/single-window-exports.md). The timelines follow the milestones of the metrics spec
-(shared/spec/clearance-metrics.md).
+(docs/spec/single-window-exports.md). The timelines follow the milestones of the metrics spec
+(docs/spec/clearance-metrics.md).
 
 How it works. Shipments are generated vectorised (numpy) in fixed blocks of CHUNK_DAYS arrival
 days counted from the start date, each block with its own seeded random stream; vessel calls per
@@ -80,9 +80,9 @@ FLOWS = (
     ("DLC", True, 2, 720, 0.45), ("YKP", True, 2, 330, 0.40), ("DDG", True, 2, 60, 0.25),
     ("JZH", True, 2, 50, 0.30), ("PJN", True, 2, 40, 0.30), ("HLD", True, 2, 40, 0.25),
     ("SHE", True, 3, 100, 0.35), ("SHE", True, 5, 90, 0.50),
-    ("DLC", False, 2, 660, 0.60), ("YKP", False, 2, 280, 0.60), ("DDG", False, 2, 55, 0.55),
-    ("JZH", False, 2, 40, 0.55), ("PJN", False, 2, 30, 0.55), ("HLD", False, 2, 30, 0.55),
-    ("SHE", False, 3, 80, 0.60), ("SHE", False, 5, 75, 0.65),
+    ("DLC", False, 2, 660, 0.20), ("YKP", False, 2, 280, 0.20), ("DDG", False, 2, 55, 0.15),
+    ("JZH", False, 2, 40, 0.15), ("PJN", False, 2, 30, 0.15), ("HLD", False, 2, 30, 0.15),
+    ("SHE", False, 3, 80, 0.20), ("SHE", False, 5, 75, 0.25),
 )
 F_PORT = np.array([P[f[0]] for f in FLOWS])
 F_IMP = np.array([f[1] for f in FLOWS])
@@ -237,8 +237,8 @@ class _World:
         codes, names = [], []
         for i in range(n):
             city, region = CITIES[cities[i]]
-            name = (city + CORES[r.integers(len(CORES))] + CORES[r.integers(len(CORES))][:1]
-                    + TRADES[r.integers(len(TRADES))] + SUFFIXES[r.integers(len(SUFFIXES))])
+            core, trade = CORES[r.integers(len(CORES))], TRADES[r.integers(len(TRADES))]
+            name = city + core + trade + SUFFIXES[r.integers(len(SUFFIXES))]
             u = r.random()
             if u < 0.03:  # names that exercise CSV quoting
                 name += ",保税区分公司"
@@ -406,7 +406,8 @@ def _gen_chunk(w: _World, first_day: int, last_day: int) -> dict[str, pl.DataFra
     b_day = np.repeat(bkeys // len(SEA_PORTS) + first_day, bk)
     b_vessel = np.empty(nb, dtype="<U7")
     for g in range(len(bkeys)):
-        b_vessel[boff[g]:boff[g] + bk[g]] = rng.choice(w.bulk_vessels, bk[g], replace=bool(bk[g] > len(w.bulk_vessels)))
+        pool = w.bulk_vessels
+        b_vessel[boff[g]:boff[g] + bk[g]] = rng.choice(pool, bk[g], replace=bool(bk[g] > len(pool)))
     b_voy = np.array([f"{_date(d).year % 100:02d}{_date(d).timetuple().tm_yday:03d}{x}"
                       for d, x in zip(b_day, rng.choice(list("ENWS"), nb))])
     b_arr = b_day * DAY + rng.uniform(0, DAY, nb)
@@ -491,10 +492,10 @@ def _gen_chunk(w: _World, first_day: int, last_day: int) -> dict[str, pl.DataFra
     # ---- declaration
     frac = np.where(shipside, _u(rng, 0.2, 0.6, n), np.where(imp, _u(rng, 0.25, 0.97, n), _u(rng, 0.3, 0.97, n)))
     d_adv = np.minimum(Mt + (ref - Mt) * frac, A - 120)
-    d_non = A + np.where(imp, np.clip(_ln(rng, 22, 1.0, n), 0.2 * H, 13 * DAY), _ln(rng, 0.3, 0.8, n))
+    d_non = A + np.where(imp, np.clip(_ln(rng, 24, 1.0, n), 0.2 * H, 13 * DAY), _ln(rng, 0.25, 0.8, n))
     D = np.where(adv, d_adv, d_non)
     L = D + np.maximum(_ln(rng, np.where(imp, 0.1, 0.08), 0.8, n), 20)
-    doc = np.where(imp, _ln(rng, 1.2, 1.1, n), _ln(rng, 0.5, 1.0, n))
+    doc = np.where(imp, _ln(rng, 1.2, 1.1, n), _ln(rng, 0.35, 1.0, n))
     T1 = L + _ln(rng, 0.3, 0.8, n)
     pay = np.where(imp, _ln(rng, 1.5, 1.0, n), _ln(rng, 0.5, 0.8, n))
     C = L + _ln(rng, 0.5, 0.8, n)
@@ -504,7 +505,7 @@ def _gen_chunk(w: _World, first_day: int, last_day: int) -> dict[str, pl.DataFra
     insp_dur = np.where(imp, np.where(ore, _ln(rng, 30, 0.6, n), np.where(grain, _ln(rng, 16, 0.6, n), np.where(
         air, _ln(rng, 6, 0.7, n), _ln(rng, 20, 0.7, n)))), _ln(rng, 4, 0.7, n))
     INSP = np.maximum(C, base) + insp_dur
-    rel = np.maximum(L + doc, base + np.where(imp, _ln(rng, 2.0, 1.0, n), _ln(rng, 0.6, 0.9, n)))
+    rel = np.maximum(L + doc, base + np.where(imp, _ln(rng, 2.0, 1.0, n), _ln(rng, 0.45, 0.9, n)))
     rel = np.where(taxed, np.maximum(rel, T1 + pay), rel)
     rel = np.where(hold, np.maximum(rel, Mtime + _ln(rng, 1.0, 0.8, n)), rel)
     rel = np.where(insp & ~rbi, np.maximum(rel, INSP + _ln(rng, np.where(imp, 1.5, 0.5), 0.8, n)), rel)
@@ -582,7 +583,7 @@ def _gen_chunk(w: _World, first_day: int, last_day: int) -> dict[str, pl.DataFra
     office = np.array([PORT_OFFICE[p] for p in pcode]) if n else np.empty(0, "<U4")
     dcm = office[dship]
     if w.q("unknown_codes"):
-        qr = _rng(w.seed, _T_QUIRK, first_day, 1)
+        qr = _rng(w.seed, _T_QUIRK + QUIRKS.index("unknown_codes"), first_day, 99)
         dcm = np.where((port[dship] == P["DDG"]) & (qr.random(nd_) < 0.02), UNKNOWN_OFFICE, dcm)
     dflag = np.where(imp[dship], "1", "0")
     dyear = (dD.astype("datetime64[s]").astype("datetime64[Y]").astype(int) + 1970) if nd_ else np.empty(0, int)
@@ -805,7 +806,7 @@ def _row_quirks(w: _World, first_day: int, frames: dict[str, pl.DataFrame]) -> d
             fmt = qr("time_formats").choice(3, h, p=p).astype(np.int8)
         else:
             fmt = np.zeros(h, np.int8)
-        f = f.with_columns(pl.Series("_fmt", fmt), pl.Series("_ms", _rng(w.seed, _T_QUIRK, first_day, ki, 7)
+        f = f.with_columns(pl.Series("_fmt", fmt), pl.Series("_ms", _rng(w.seed, _T_QUIRK + 50, first_day, ki)
                                                              .integers(0, 1000, h).astype(np.int16)))
         if "_first" not in f.columns:
             f = f.with_columns(pl.lit(0, pl.Int8).alias("_first"))
@@ -832,7 +833,8 @@ def _row_quirks(w: _World, first_day: int, frames: dict[str, pl.DataFrame]) -> d
             shift = (1 + np.minimum(dr.geometric(0.5, len(later)) - 1, 8)).astype(np.int32)
             f = pl.concat([
                 f,
-                f[later].with_columns((pl.col("_tx") + pl.Series(shift)).alias("_tx"), pl.lit(0, pl.Int8).alias("_first")),
+                f[later].with_columns((pl.col("_tx") + pl.Series(shift)).alias("_tx"),
+                                      pl.lit(0, pl.Int8).alias("_first")),
                 f[same].with_columns(pl.lit(0, pl.Int8).alias("_first")),
             ])
         f = f.with_columns(pl.max_horizontal(pl.col("_tx"), pl.lit(w.start_day, pl.Int32)).alias("_tx"))
@@ -1011,6 +1013,8 @@ def _deliver(w: _World, inbox: Path, day: int, parts: dict[str, list[pl.DataFram
                 cut = nl + 2 if nl >= 0 else 0
                 last = body[cut:].decode(encoding)
                 keep = max(1, len(last) // 2)
+                if "," in last[1:]:  # cut before the last separator, so the row is visibly short
+                    keep = min(keep, last.rfind(","))
                 data = body[:cut] + last[:keep].encode(encoding)
             elif broken == "empty":
                 data = b""

@@ -206,13 +206,22 @@ def build_warehouse(settings: Settings, reports: list[dict], business_date: str)
     return str(target)
 
 
-def publish(settings: Settings, built: Path) -> Path:
-    """Make the build the live warehouse in one atomic step; readers never see half of it."""
+def publish(settings: Settings, built: Path, business_date: str) -> Path:
+    """Make the build the live warehouse in one atomic step; readers never see half of it.
+
+    The published file is also linked into versions/ (a hard link: no copy, and the file is never
+    written again), and only the newest `keep_versions` of those are kept.
+    """
     built = Path(built)
     if built.with_name(built.name + ".wal").exists():
         raise RuntimeError(f"{built}: write-ahead log left over; the build was not closed cleanly")
     os.chmod(built, 0o644)  # analysts read, only the pipeline writes
-    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    settings.versions_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
+    os.link(built, settings.versions_dir / f"{settings.warehouse.stem}.{business_date}.{stamp}.duckdb")
     os.replace(built, settings.warehouse)
-    log.info("published %s", settings.warehouse)
+    versions = sorted(settings.versions_dir.glob(f"{settings.warehouse.stem}.*.duckdb"), key=lambda p: p.stat().st_mtime_ns)
+    for old in versions[: max(len(versions) - settings.keep_versions, 0)]:
+        old.unlink()
+    log.info("published %s (business date %s)", settings.warehouse, business_date)
     return settings.warehouse
