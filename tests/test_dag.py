@@ -81,7 +81,7 @@ def test_nightly_dag_run_under_airflow_publishes_the_warehouse(tmp_path):
                                "FROM file_accounting").fetchone()[0]
         declarations = con.execute("SELECT count(DISTINCT entry_id) FROM land_dec_head").fetchone()[0]
         shipments = con.execute("SELECT count(*) FROM core_shipments").fetchone()[0]
-        released_days = con.execute("SELECT list(DISTINCT period_start::VARCHAR ORDER BY period_start) "
+        released_days = con.execute("SELECT list(DISTINCT period_start::VARCHAR ORDER BY period_start::VARCHAR) "
                                     "FROM mart_clearance_statistics WHERE grain = 'day'").fetchone()[0]
     assert accounting == listed  # every file of both deliveries, every row read
     assert balanced
