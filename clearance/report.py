@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import unicodedata
 
 import duckdb
 
@@ -32,11 +33,17 @@ ORDER BY s.direction DESC, s.shipments DESC
 """
 
 
+def pad(text: str, width: int) -> str:
+    """Left-align text in a terminal column; Chinese characters take two columns."""
+    shown = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * max(width - shown, 0)
+
+
 def render(con: duckdb.DuckDBPyConnection) -> str:
     rows = con.execute(LAST_DAY_BY_PORT).fetchall()
     if not rows:
         return "No released shipments in the warehouse yet."
-    business_date = con.execute("SELECT business_date FROM run_context").fetchone()[0]
+    [(business_date,)] = con.execute("SELECT business_date FROM run_context").fetchall()
     lines = [
         f"Overall clearance time (整体通关时间), released on {rows[0][0]} — warehouse as of business date {business_date}",
         "Targets: State Council 2021 import 48 h / export 6.15 h; national 2022 figures import 32.02 h / export 1.03 h",
@@ -44,9 +51,9 @@ def render(con: duckdb.DuckDBPyConnection) -> str:
         f"{'direction':<9} {'port':<24} {'shipments':>9} {'median h':>9} {'p90 h':>8} {'≤target':>8}  vs 2021 target  vs 2022 national",
     ]
     for _, direction, port, name_zh, name, shipments, median, p90, share, target_2021, national_2022 in rows:
-        label = f"{port} {name_zh or ''} {name or '(not in dictionary)'}"[:24]
+        label = f"{port} {name_zh or '(not in dictionary)'}"
         lines.append(
-            f"{direction:<9} {label:<24} {shipments:>9} {median:>9.2f} {p90:>8.2f} {share:>8.0%}  "
+            f"{direction:<9} {pad(label, 24)} {shipments:>9} {median:>9.2f} {p90:>8.2f} {share:>8.0%}  "
             f"{'within' if median <= target_2021 else 'ABOVE':<14}  "
             f"{'within' if median <= national_2022 else 'above':<6}"
         )
@@ -55,7 +62,7 @@ def render(con: duckdb.DuckDBPyConnection) -> str:
     ).fetchall()
     lines += ["", "Work in progress at the cut-off (stage: shipments, longest hours in stage):"]
     lines += [f"  {stage}: {count}, {longest} h" for stage, count, longest in wip]
-    quarantined = con.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+    [(quarantined,)] = con.execute("SELECT count(*) FROM quarantine").fetchall()
     lines += ["", f"Rows quarantined so far: {quarantined} (table quarantine)"]
     return "\n".join(lines)
 
