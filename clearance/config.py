@@ -33,9 +33,14 @@ class Settings:
         return self.warehouse_dir / "versions"
 
     @property
-    def validation_dir(self) -> Path:
-        """Great Expectations results of every run, kept."""
+    def gx_root(self) -> Path:
+        """Great Expectations project of the runs: suites loaded from expectations/, every result kept."""
         return self.warehouse_dir / "validation"
+
+    @property
+    def data_docs_dir(self) -> Path:
+        """Data Docs (static HTML) of the validation results, beside the warehouse."""
+        return self.warehouse_dir / "data_docs"
 
 
 def settings() -> Settings:

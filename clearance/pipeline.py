@@ -40,7 +40,7 @@ def ingest(business_date: str) -> list[dict]:
 def validate(reports: list[dict], business_date: str) -> list[dict]:
     from clearance.validation import validate_delivery
 
-    return validate_delivery(reports, business_date, settings().validation_dir)
+    return validate_delivery(reports, business_date, settings().gx_root, settings().data_docs_dir)
 
 
 def build(reports: list[dict], business_date: str) -> str:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date, datetime, timedelta
+import os
+import re
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -30,33 +32,84 @@ def latest_allowed_time(export_date: str) -> str:
     return (date.fromisoformat(export_date) + timedelta(days=2)).strftime("%Y-%m-%d 00:00:00")
 
 
-class DeliveryValidator:
-    """One ephemeral GX context for a run; one suite per file kind."""
+# Data Docs pages load Bootstrap, jQuery and fonts from public CDNs; analysts' machines may have no
+# network and nothing may be fetched at view time, so those tags are removed (pages stay readable).
+_EXTERNAL_ASSET = re.compile(r"<(?:script[^>]*\ssrc|link[^>]*\shref)=\"https?://[^\"]*\"[^>]*>(?:\s*</script>)?", re.I)
 
-    def __init__(self) -> None:
+
+def strip_external_assets(docs_dir: Path) -> None:
+    for page in docs_dir.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        cleaned = _EXTERNAL_ASSET.sub("", html)
+        if cleaned != html:
+            page.write_text(cleaned, encoding="utf-8")
+
+
+def make_readable_only_by_others(folder: Path) -> None:
+    """Analysts read; only the pipeline's user writes."""
+    for path in [folder, *folder.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+
+
+class DeliveryValidator:
+    """A file-backed GX context beside the warehouse: suites from expectations/, every validation
+    result kept in its store, Data Docs rebuilt after each file."""
+
+    SITE = "clearance"
+
+    def __init__(self, gx_root: Path, docs_dir: Path) -> None:
         logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines drown the run's log
         import great_expectations as gx  # heavy: imported inside the task, never at DAG parse time
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self._gx = gx
-        self.context = gx.get_context(mode="ephemeral")
+        self.docs_dir = docs_dir
+        self.context = gx.get_context(mode="file", project_root_dir=str(gx_root))
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        self.asset = self.context.data_sources.add_pandas("single_window").add_dataframe_asset("delivery_file")
-        self.batch_definition = self.asset.add_batch_definition_whole_dataframe("whole_file")
-        self.definitions = {}
+        sites = self.context.get_config().data_docs_sites or {}
+        for name in [n for n in sites if n != self.SITE]:
+            self.context.delete_data_docs_site(name)
+        if self.SITE not in sites:
+            self.context.add_data_docs_site(site_name=self.SITE, site_config={
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            })
+        try:
+            source = self.context.data_sources.get("single_window")
+        except (KeyError, ValueError):
+            source = self.context.data_sources.add_pandas("single_window")
+        self.source = source
+        self.checkpoints = {}
 
-    def _definition(self, kind: str):
-        if kind not in self.definitions:
+    def _checkpoint(self, kind: str):
+        if kind not in self.checkpoints:
+            gx = self._gx
+            try:
+                asset = self.source.get_asset(kind)
+            except LookupError:
+                asset = self.source.add_dataframe_asset(kind)
+            try:
+                batch = asset.get_batch_definition("whole_file")
+            except (KeyError, LookupError):
+                batch = asset.add_batch_definition_whole_dataframe("whole_file")
             doc = load_suite_document(kind)
-            suite = self.context.suites.add(
-                self._gx.ExpectationSuite(name=doc["name"], expectations=doc["expectations"], meta=doc.get("meta", {}))
+            suite = self.context.suites.add_or_update(
+                gx.ExpectationSuite(name=doc["name"], expectations=doc["expectations"], meta=doc.get("meta", {}))
             )
-            self.definitions[kind] = self.context.validation_definitions.add(
-                self._gx.ValidationDefinition(name=f"validate_{kind}", data=self.batch_definition, suite=suite)
+            definition = self.context.validation_definitions.add_or_update(
+                gx.ValidationDefinition(name=f"validate_{kind}", data=batch, suite=suite)
             )
-        return self.definitions[kind]
+            self.checkpoints[kind] = self.context.checkpoints.add_or_update(gx.Checkpoint(
+                name=f"single_window_{kind}",
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs", site_names=[self.SITE])],
+                result_format={"result_format": "COMPLETE"},
+            ))
+        return self.checkpoints[kind]
 
-    def validate_file(self, parquet: Path, kind: str, name: str, export_date: str, results_dir: Path) -> pl.DataFrame:
+    def validate_file(self, parquet: Path, kind: str, name: str, export_date: str) -> pl.DataFrame:
         """Return the file's rows with REASON_CODE/REASON_MESSAGE set on every failing row."""
         frame = pl.read_parquet(parquet)
         frame = frame.with_columns(
@@ -69,15 +122,12 @@ class DeliveryValidator:
         )
         to_check = candidates.drop("_raw_line").to_pandas(use_pyarrow_extension_array=True)
         to_check.index = candidates["_frame_index"].to_list()
-        result = self._definition(kind).run(
+        checkpoint_result = self._checkpoint(kind).run(
             batch_parameters={"dataframe": to_check},
             expectation_parameters={"latest_allowed_time": latest_allowed_time(export_date)},
-            result_format={"result_format": "COMPLETE"},
+            run_id=self._gx.RunIdentifier(run_name=f"{export_date} {name}"),
         )
-        results_dir.mkdir(parents=True, exist_ok=True)
-        (results_dir / f"{name}.json").write_text(
-            json.dumps(result.to_json_dict(), ensure_ascii=False, indent=1, default=str), encoding="utf-8"
-        )
+        [result] = checkpoint_result.run_results.values()
 
         codes, messages = frame[REASON_CODE].to_list(), frame[REASON_MESSAGE].to_list()
         for outcome in result.results:
@@ -98,18 +148,24 @@ class DeliveryValidator:
                     messages[index] = f"{meta['message']} (value {value!r})" if value is not None else meta["message"]
         return frame.with_columns(pl.Series(REASON_CODE, codes, pl.String), pl.Series(REASON_MESSAGE, messages, pl.String))
 
+    def publish_docs(self) -> None:
+        strip_external_assets(self.docs_dir)
+        make_readable_only_by_others(self.docs_dir)
 
-def validate_delivery(reports: list[dict], export_date: str, results_dir: Path) -> list[dict]:
+
+def validate_delivery(reports: list[dict], export_date: str, gx_root: Path, docs_dir: Path) -> list[dict]:
     """Validate every file; rewrite its Parquet with the reasons; add the counts to the report."""
-    validator = DeliveryValidator()
-    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    validator = DeliveryValidator(gx_root, docs_dir)
     out = []
-    for report in reports:
-        parquet = Path(report["parquet"])
-        frame = validator.validate_file(parquet, report["kind"], report["name"], export_date, results_dir / export_date / stamp)
-        frame.write_parquet(parquet)
-        bad = frame.filter(pl.col(REASON_CODE).is_not_null())
-        log.info("%s: %d rows fail the contract%s", report["name"], bad.height,
-                 "" if bad.is_empty() else " (" + ", ".join(f"{c}: {n}" for c, n in bad[REASON_CODE].value_counts().rows()) + ")")
-        out.append({**report, "rows_invalid": bad.height})
+    try:
+        for report in reports:
+            parquet = Path(report["parquet"])
+            frame = validator.validate_file(parquet, report["kind"], report["name"], export_date)
+            frame.write_parquet(parquet)
+            bad = frame.filter(pl.col(REASON_CODE).is_not_null())
+            log.info("%s: %d rows fail the contract%s", report["name"], bad.height,
+                     "" if bad.is_empty() else " (" + ", ".join(f"{c}: {n}" for c, n in bad[REASON_CODE].value_counts().rows()) + ")")
+            out.append({**report, "rows_invalid": bad.height})
+    finally:
+        validator.publish_docs()
     return out

@@ -96,14 +96,14 @@ def _land_frame(kind: str, frame: pl.DataFrame, export_date: str, source_file: s
 def load_delivery(con: duckdb.DuckDBPyConnection, reports: list[dict], export_date: str, max_quarantine_share: float) -> list[dict]:
     """Load every file of a validated delivery; account for every row.
 
-    A rerun of an export date first removes what that date loaded before, so reruns are exact.
+    A rerun of an export date first removes what that date loaded before, so reruns are exact;
+    its quarantined rows are never deleted, a rerun finds them already there.
     A row already loaded from another delivery is a duplicate (at-least-once delivery).
     """
     ensure_schema(con)
     day = date.fromisoformat(export_date)
     for kind in KINDS:
         con.execute(f"DELETE FROM land_{kind} WHERE export_date = ?", [day])
-    con.execute("DELETE FROM quarantine WHERE export_date = ?", [day])
     con.execute("DELETE FROM file_accounting WHERE export_date = ?", [day])
 
     accounting = []
@@ -127,7 +127,10 @@ def load_delivery(con: duckdb.DuckDBPyConnection, reports: list[dict], export_da
             pl.col(REASON_MESSAGE).alias("reason_message"),
             pl.when(pl.col(REASON_CODE) != "wrong_field_count").then(pl.col(ROW_HASH)).alias("row_hash"),
         )
-        con.execute("INSERT INTO quarantine BY NAME SELECT * FROM bad")
+        con.execute(
+            "INSERT INTO quarantine BY NAME SELECT * FROM bad WHERE NOT EXISTS (SELECT 1 FROM quarantine AS q "
+            "WHERE q.export_date = bad.export_date AND q.source_file = bad.source_file AND q.line_no = bad.line_no)"
+        )
         row = {
             "export_date": day,
             "source_file": name,
