@@ -45,14 +45,15 @@ SELECT
     sl.dimension_value,
     replace(h.segment_column, '_hours', '') AS segment,
     count(*) AS shipments,
-    avg(h.hours) AS mean_hours,
+    -- summed as whole seconds: a float sum depends on the order of the rows, reruns must not
+    sum(round(h.hours * 3600)::BIGINT) / count(*) / 3600.0 AS mean_hours,
     median(h.hours) AS median_hours,
     quantile_cont(h.hours, 0.90) AS p90_hours,
     quantile_cont(h.hours, 0.95) AS p95_hours,
     max(h.hours) AS max_hours,
     CASE WHEN min(r.target_hours) = max(r.target_hours) THEN min(r.target_hours) END AS target_hours,
     CASE WHEN h.segment_column = 'overall_clearance_hours'
-        THEN avg(CASE WHEN h.hours <= r.target_hours THEN 1.0 ELSE 0.0 END) END AS share_within_target
+        THEN count(*) FILTER (WHERE h.hours <= r.target_hours) / count(*) END AS share_within_target
 FROM segment_hours AS h
 JOIN released AS r USING (entry_id)
 JOIN slices AS sl USING (entry_id)

@@ -1,0 +1,188 @@
+"""Late and out-of-order data, reruns, readers during the write, and runs killed half-way."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+
+import duckdb
+import pytest
+
+from clearance.config import settings
+from clearance.delivery_writer import write_delivery
+from clearance.pipeline import run_business_date
+from clearance.simulator import simulate
+from tests.conftest import PROJECT_DIR
+from tests.deliveries import container, dec_head, entry_id, manifest_line, receipt, vessel_event
+
+LATE, EARLY_RECEIPTS = entry_id(21), entry_id(22)
+BOX = container(210001)
+
+
+def rows(path, sql: str, params=()) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql, list(params)).fetchall()
+
+
+def table_contents(path, table: str) -> list[tuple]:
+    """A table's rows in a stable order, to compare warehouses."""
+    return rows(path, f"SELECT * FROM {table} ORDER BY ALL")
+
+
+def test_late_vessel_event_restates_past_statistics(clearance_env):
+    inbox, warehouse = clearance_env
+    # night 1: a shipment released on 11-20 whose vessel arrival has not been reported yet
+    write_delivery(inbox, "2026-11-20", {
+        "dec_head": [dec_head(LATE, "2026-11-20 04:00:00", bill="COSU2100000021")],
+        "dec_result": [receipt(LATE, "L", "2026-11-20 05:00:00"), receipt(LATE, "P", "2026-11-20 12:00:00")],
+        "manifest": [manifest_line("COSU2100000021", BOX)],
+    })
+    run_business_date("2026-11-20")
+    overall = "SELECT shipments, median_hours FROM mart_clearance_statistics WHERE grain = 'day' AND " \
+              "period_start = DATE '2026-11-20' AND dimension = 'all' AND segment = 'overall_clearance'"
+    assert rows(warehouse, overall) == []  # no arrival yet: the segment is unknown, not counted
+    assert rows(warehouse, "SELECT overall_clearance_hours FROM core_shipments") == [(None,)]
+
+    # night 2 brings the arrival of 11-19 20:00, one day late
+    write_delivery(inbox, "2026-11-21", {"vessel_event": [vessel_event("ATA_ANCH", "2026-11-19 20:00:00")]})
+    run_business_date("2026-11-21")
+    assert rows(warehouse, overall) == [(1, 16.0)]  # the statistics of 11-20 are restated
+
+
+def test_receipts_before_their_declaration_header(clearance_env):
+    inbox, warehouse = clearance_env
+    write_delivery(inbox, "2026-11-20", {
+        "vessel_event": [vessel_event("ATA_ANCH", "2026-11-19 20:00:00")],
+        "dec_result": [receipt(EARLY_RECEIPTS, "P", "2026-11-20 09:00:00"),
+                       receipt(EARLY_RECEIPTS, "L", "2026-11-20 06:00:00")],
+    })
+    run_business_date("2026-11-20")
+    assert rows(warehouse, "SELECT finding, entry_id FROM mart_data_quality_findings") == [
+        ("receipts_without_declaration", EARLY_RECEIPTS)]
+    assert rows(warehouse, "SELECT count(*) FROM core_shipments") == [(0,)]
+
+    write_delivery(inbox, "2026-11-21", {"dec_head": [dec_head(EARLY_RECEIPTS, "2026-11-20 05:00:00")]})
+    run_business_date("2026-11-21")
+    assert rows(warehouse, "SELECT count(*) FROM mart_data_quality_findings") == [(0,)]
+    assert rows(warehouse, "SELECT accepted_at::VARCHAR, released_at::VARCHAR, overall_clearance_hours "
+                           "FROM core_shipments") == [("2026-11-20 06:00:00", "2026-11-20 09:00:00", 13.0)]
+
+
+def test_latest_manifest_version_wins(clearance_env):
+    inbox, warehouse = clearance_env
+    write_delivery(inbox, "2026-11-20", {"manifest": [
+        manifest_line("COSU2100000023", BOX, update_time="2026-11-18 10:00:00", gross_wt="9000"),
+    ]})
+    run_business_date("2026-11-20")
+    write_delivery(inbox, "2026-11-21", {"manifest": [
+        manifest_line("COSU2100000023", BOX, update_time="2026-11-19 08:00:00", gross_wt="9500"),
+    ]})
+    run_business_date("2026-11-21")
+    # a re-send of the older version arriving last does not win either
+    write_delivery(inbox, "2026-11-22", {"manifest": [
+        manifest_line("COSU2100000023", BOX, update_time="2026-11-17 10:00:00", gross_wt="8000"),
+    ]})
+    run_business_date("2026-11-22")
+    assert rows(warehouse, "SELECT gross_weight_kg FROM stg_manifest_lines") == [(9500.0,)]
+
+
+MARTS = ("core_shipments", "mart_clearance_statistics", "mart_work_in_progress", "mart_data_quality_findings")
+
+
+@pytest.fixture(scope="module")
+def three_nights(tmp_path_factory):
+    inbox = tmp_path_factory.mktemp("inbox")
+    simulate(inbox, "2026-11-10", 3, scale=0.03, seed=11)
+    return inbox
+
+
+def run_nights(inbox, warehouse, dates):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLEARANCE_INBOX", str(inbox))
+        mp.setenv("CLEARANCE_WAREHOUSE", str(warehouse))
+        for day in dates:
+            run_business_date(day)
+
+
+def test_rerunning_a_night_gives_identical_marts(three_nights, tmp_path):
+    warehouse = tmp_path / "clearance.duckdb"
+    run_nights(three_nights, warehouse, ["2026-11-10", "2026-11-11", "2026-11-12"])
+    before = {t: table_contents(warehouse, t) for t in MARTS + ("quarantine", "file_accounting")}
+    run_nights(three_nights, warehouse, ["2026-11-12"])
+    assert {t: table_contents(warehouse, t) for t in before} == before
+    assert len(before["core_shipments"]) > 50
+
+
+def test_out_of_order_deliveries_converge(three_nights, tmp_path):
+    in_order, shuffled = tmp_path / "a" / "clearance.duckdb", tmp_path / "b" / "clearance.duckdb"
+    run_nights(three_nights, in_order, ["2026-11-10", "2026-11-11", "2026-11-12"])
+    run_nights(three_nights, shuffled, ["2026-11-12", "2026-11-10", "2026-11-11", "2026-11-12"])
+    for table in MARTS:
+        assert table_contents(shuffled, table) == table_contents(in_order, table), table
+    loaded = "SELECT sum(rows_loaded), sum(rows_duplicate), sum(rows_quarantined) FROM file_accounting"
+    (in_order_counts,), (shuffled_counts,) = rows(in_order, loaded), rows(shuffled, loaded)
+    assert in_order_counts[2] == shuffled_counts[2]
+    assert sum(in_order_counts) == sum(shuffled_counts)  # each row once: loaded here, a duplicate there
+
+
+def test_reader_holding_the_warehouse_open_neither_blocks_nor_sees_half_a_night(three_nights, tmp_path):
+    warehouse = tmp_path / "clearance.duckdb"
+    run_nights(three_nights, warehouse, ["2026-11-10"])
+    # an analyst's process keeps the published file open read-only during the next night's run
+    reader = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import duckdb, sys\n"
+            "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+            "print(con.execute('SELECT business_date FROM run_context').fetchall()[0][0], flush=True)\n"
+            "sys.stdin.readline()\n"
+            "print(con.execute('SELECT business_date FROM run_context').fetchall()[0][0], flush=True)\n"
+        ), str(warehouse)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert reader.stdout.readline().strip() == "2026-11-10"
+        run_nights(three_nights, warehouse, ["2026-11-11"])  # must not fail on the reader's lock
+        reader.stdin.write("\n")
+        reader.stdin.flush()
+        assert reader.stdout.readline().strip() == "2026-11-10"  # its file is whole and unchanged
+    finally:
+        reader.kill()
+    assert rows(warehouse, "SELECT business_date FROM run_context") == [(date(2026, 11, 11),)]
+
+
+def test_last_published_versions_are_kept(three_nights, tmp_path, monkeypatch):
+    warehouse = tmp_path / "clearance.duckdb"
+    monkeypatch.setenv("CLEARANCE_KEEP_VERSIONS", "2")
+    run_nights(three_nights, warehouse, ["2026-11-10", "2026-11-11", "2026-11-12"])
+    versions = sorted((tmp_path / "versions").glob("*.duckdb"))
+    assert [v.name.split(".")[1] for v in versions] == ["2026-11-11", "2026-11-12"]
+    assert [rows(v, "SELECT business_date::VARCHAR FROM run_context") for v in versions] == [
+        [("2026-11-11",)], [("2026-11-12",)]]
+
+
+@pytest.mark.parametrize("kill_when", ["ingesting", "building"])
+def test_run_killed_half_way_leaves_the_published_warehouse_intact(three_nights, tmp_path, kill_when):
+    warehouse = tmp_path / "clearance.duckdb"
+    run_nights(three_nights, warehouse, ["2026-11-10"])
+    published = warehouse.read_bytes()
+    env = {**os.environ, "CLEARANCE_INBOX": str(three_nights), "CLEARANCE_WAREHOUSE": str(warehouse)}
+    night = subprocess.Popen([sys.executable, "-c", "from clearance.pipeline import run_business_date; "
+                              "run_business_date('2026-11-11')"], env=env, cwd=PROJECT_DIR)
+    work = tmp_path / "_build"
+    marker = (work / "2026-11-11") if kill_when == "ingesting" else (work / "clearance-2026-11-11.building.duckdb")
+    deadline = time.monotonic() + 60
+    while not marker.exists() and night.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert night.poll() is None, "the run finished before it could be killed"
+    os.kill(night.pid, signal.SIGKILL)
+    night.wait()
+
+    assert warehouse.read_bytes() == published
+    assert rows(warehouse, "SELECT business_date::VARCHAR FROM run_context") == [("2026-11-10",)]
+    run_nights(three_nights, warehouse, ["2026-11-11"])  # the next run completes
+    assert rows(warehouse, "SELECT business_date::VARCHAR FROM run_context") == [("2026-11-11",)]
+    assert not list(work.glob("*.building.duckdb*"))
