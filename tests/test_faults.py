@@ -180,19 +180,24 @@ def business_date(path: Path) -> str:
 def nights(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
     inbox, live = root / "inbox", root / "warehouse" / "clearance.duckdb"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CLEARANCE_INBOX", str(inbox))
-        mp.setenv("CLEARANCE_WAREHOUSE", str(live))
-        mp.setenv("CLEARANCE_MAX_QUARANTINE_SHARE", "1")
-        one = night_one()
-        files1 = write_hand_delivery(inbox, DAY1, one, bom={"vessel_event"})
-        run_business_date(DAY1)
-        shutil.copyfile(live, root / "after_night_one.duckdb")
-        files2 = write_hand_delivery(inbox, DAY2, night_two(one))
-        run_business_date(DAY2)
-        shutil.copyfile(live, root / "after_night_two.duckdb")
-        run_business_date(DAY1)  # a rerun of night 1 after night 2
-        docs = settings().data_docs_dir
+    # a permissive umask, so the modes the run publishes are its own doing, not the default's
+    umask = os.umask(0o002)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("CLEARANCE_INBOX", str(inbox))
+            mp.setenv("CLEARANCE_WAREHOUSE", str(live))
+            mp.setenv("CLEARANCE_MAX_QUARANTINE_SHARE", "1")
+            one = night_one()
+            files1 = write_hand_delivery(inbox, DAY1, one, bom={"vessel_event"})
+            run_business_date(DAY1)
+            shutil.copyfile(live, root / "after_night_one.duckdb")
+            files2 = write_hand_delivery(inbox, DAY2, night_two(one))
+            run_business_date(DAY2)
+            shutil.copyfile(live, root / "after_night_two.duckdb")
+            run_business_date(DAY1)  # a rerun of night 1 after night 2
+            docs = settings().data_docs_dir
+    finally:
+        os.umask(umask)
     return SimpleNamespace(one=root / "after_night_one.duckdb", two=root / "after_night_two.duckdb", rerun=live,
                            live=live, docs=docs, files1=files1, files2=files2)
 
@@ -315,6 +320,24 @@ def test_published_warehouse_and_data_docs_are_readable_not_writable_by_others(n
     for page in pages:
         found = EXTERNAL_ASSET.findall(page.read_text(encoding="utf-8"))
         assert not found, f"{page}: loads {found[:3]}"
+
+
+# Any resource a browser fetches on its own when the page is opened: src of an element, a stylesheet link,
+# a CSS url(). Plain <a href> links are only followed when clicked.
+FETCHED_AT_VIEW_TIME = re.compile(
+    r"<(?:script|img|iframe|source|embed|video|audio|input)\b[^>]*\ssrc\s*=\s*[\"']?(?:https?:)?//[^\"'\s>]*"
+    r"|<link\b[^>]*\shref\s*=\s*[\"']?(?:https?:)?//[^\"'\s>]*"
+    r"|url\(\s*[\"']?(?:https?:)?//[^)]*\)", re.I)
+
+
+@pytest.mark.xfail(strict=True, reason="GX Data Docs keep <img src=https://great-expectations-web-assets.s3...> "
+                   "(with the data context id in its query) and CSS url('https://...'); strip_external_assets "
+                   "only removes <script src> and <link href>")
+def test_data_docs_fetch_nothing_from_the_network_when_opened(nights):
+    files = [p for p in nights.docs.rglob("*") if p.suffix in (".html", ".css")]
+    assert files
+    fetched = {m.group(0)[:120] for p in files for m in FETCHED_AT_VIEW_TIME.finditer(p.read_text(encoding="utf-8"))}
+    assert fetched == set()
 
 
 # ------------------------------------------------------------------------------------------- bad files
