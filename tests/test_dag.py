@@ -88,3 +88,13 @@ def test_nightly_dag_run_under_airflow_publishes_the_warehouse(tmp_path):
     assert shipments == declarations > 50
     assert released_days == ["2026-11-18", "2026-11-19"]
     assert not (warehouse.parent / "_build" / "2026-11-19").exists()  # the run cleans its work folder
+
+    # the nights run one by one outside Airflow give the same warehouse as the Airflow range run
+    by_hand = tmp_path / "by_hand" / "clearance.duckdb"
+    subprocess.run([sys.executable, "-c", "from clearance.pipeline import run_business_date as r; "
+                    "r('2026-11-18'); r('2026-11-19')"],
+                   env={**env, "CLEARANCE_WAREHOUSE": str(by_hand)}, check=True, capture_output=True, cwd=PROJECT_DIR)
+    for table in ("core_shipments", "mart_clearance_statistics", "mart_work_in_progress", "file_accounting"):
+        with duckdb.connect(str(warehouse), read_only=True) as a, duckdb.connect(str(by_hand), read_only=True) as b:
+            query = f"SELECT * FROM {table} ORDER BY ALL"
+            assert a.execute(query).fetchall() == b.execute(query).fetchall(), table
