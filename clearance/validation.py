@@ -32,16 +32,22 @@ def latest_allowed_time(export_date: str) -> str:
     return (date.fromisoformat(export_date) + timedelta(days=2)).strftime("%Y-%m-%d 00:00:00")
 
 
-# Data Docs pages load Bootstrap, jQuery and fonts from public CDNs; analysts' machines may have no
-# network and nothing may be fetched at view time, so those tags are removed (pages stay readable).
-_EXTERNAL_ASSET = re.compile(r"<(?:script[^>]*\ssrc|link[^>]*\shref)=\"https?://[^\"]*\"[^>]*>(?:\s*</script>)?", re.I)
+# Data Docs pages load Bootstrap, jQuery, fonts and a logo from public servers; analysts' machines
+# may have no network and nothing may be fetched at view time, so every such reference is removed
+# (the pages stay readable, plainly styled).
+_EXTERNAL_TAG = re.compile(
+    r"<(?:script|link|img|iframe|source|embed|video|audio|input)\b[^>]*\s(?:src|href)\s*=\s*[\"']?(?:https?:)?//"
+    r"[^>]*>(?:\s*</script>)?",
+    re.I,
+)
+_EXTERNAL_CSS_URL = re.compile(r"url\(\s*[\"']?(?:https?:)?//[^)]*\)", re.I)
 
 
 def strip_external_assets(docs_dir: Path) -> None:
-    for page in docs_dir.rglob("*.html"):
-        html = page.read_text(encoding="utf-8")
-        cleaned = _EXTERNAL_ASSET.sub("", html)
-        if cleaned != html:
+    for page in [*docs_dir.rglob("*.html"), *docs_dir.rglob("*.css")]:
+        text = page.read_text(encoding="utf-8")
+        cleaned = _EXTERNAL_CSS_URL.sub("none", _EXTERNAL_TAG.sub("", text))
+        if cleaned != text:
             page.write_text(cleaned, encoding="utf-8")
 
 
@@ -59,6 +65,7 @@ class DeliveryValidator:
 
     def __init__(self, gx_root: Path, docs_dir: Path) -> None:
         logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines drown the run's log
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # GX would otherwise send usage events out
         import great_expectations as gx  # heavy: imported inside the task, never at DAG parse time
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
