@@ -533,3 +533,31 @@ def test_simulated_quirks_end_to_end(clearance_env, monkeypatch):
     for kind in KINDS:
         [(rows, hashes)] = query(warehouse, f"SELECT count(*), count(DISTINCT row_hash) FROM land_{kind}")
         assert rows > 0 and rows == hashes, kind
+
+
+# ----------------------------------------------------------------------------- version keys and accounting
+
+def test_two_different_rows_for_one_declaration_version_are_quarantined(clearance_env, monkeypatch):
+    inbox, warehouse = clearance_env
+    monkeypatch.setenv("CLEARANCE_MAX_QUARANTINE_SHARE", "1")
+    first = dec_head(entry_id(31), "2026-11-20 04:00:00", gross_wt="1000")
+    conflicting = {**first, "GROSS_WT": "1200"}  # same ENTRY_ID and UPDATE_TIME, other content
+    other = dec_head(entry_id(32), "2026-11-20 05:00:00")
+    write_delivery(inbox, "2026-11-20", {"dec_head": [first, conflicting, other]})
+    run_business_date("2026-11-20")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        quarantined = con.execute("SELECT line_no, reason_code FROM quarantine ORDER BY line_no").fetchall()
+        loaded = con.execute("SELECT entry_id FROM land_dec_head").fetchall()
+    assert quarantined == [(2, "conflicting_version"), (3, "conflicting_version")]
+    assert loaded == [(entry_id(32),)]
+
+
+def test_the_run_fails_when_rows_are_not_accounted_for(tmp_path):
+    from clearance.warehouse import check_accounting, ensure_schema
+
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        ensure_schema(con)
+        con.execute("INSERT INTO file_accounting VALUES (DATE '2026-11-20', 'cargo_event_20261120_01.csv', "
+                    "'cargo_event', 10, 10, 8, 1, 0, [])")
+        with pytest.raises(AccountingError, match=r"cargo_event_20261120_01.csv: read 10 != loaded 8 \+ duplicate 1"):
+            check_accounting(con, "2026-11-20", 0.01)
