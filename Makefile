@@ -17,6 +17,8 @@ DEMO_START ?= 2026-11-01
 DEMO_DAYS ?= 14
 DEMO_SCALE ?= 0.1
 DEMO_SEED ?= 20261101
+DEMO_SMTP_PORT ?= 8025
+DEMO_MAIL_DIR ?= $(CURDIR)/warehouse/mail
 DEMO_END = $(shell $(PY) -c "import datetime as d; print(d.date.fromisoformat('$(DEMO_START)') + d.timedelta(days=$(DEMO_DAYS) - 1))")
 
 .PHONY: env airflow-db demo run simulate report test clean
@@ -36,14 +38,21 @@ airflow-db: env
 	@mkdir -p $(AIRFLOW_HOME)
 	@$(VENV)/bin/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 
+# The demo's alert digests go to a local SMTP server that writes each mail as an .eml file.
 demo: airflow-db
 	$(PY) -m clearance.simulator --inbox $${CLEARANCE_INBOX:-$(CURDIR)/warehouse/inbox} \
 		--start $(DEMO_START) --days $(DEMO_DAYS) --scale $(DEMO_SCALE) --seed $(DEMO_SEED)
+	@$(PY) -m clearance.mailsink --dir $(DEMO_MAIL_DIR) --port $(DEMO_SMTP_PORT) > $(AIRFLOW_HOME)/mailsink.log 2>&1 & \
+	sink=$$!; trap "kill $$sink" EXIT; sleep 2; \
+	export AIRFLOW_CONN_SMTP_DEFAULT='{"conn_type": "smtp", "host": "127.0.0.1", "port": $(DEMO_SMTP_PORT), "extra": {"disable_tls": true, "disable_ssl": true, "from_email": "clearance-monitor@localhost", "retry_limit": 0, "timeout": 10}}'; \
+	echo "$(PY) -m clearance.run_dates $(DEMO_START) $(DEMO_END)  (log: $(AIRFLOW_HOME)/demo-runs.log)"; \
 	$(PY) -m clearance.run_dates $(DEMO_START) $(DEMO_END) > $(AIRFLOW_HOME)/demo-runs.log 2>&1 \
-		|| (tail -n 60 $(AIRFLOW_HOME)/demo-runs.log; exit 1)
+		|| { tail -n 60 $(AIRFLOW_HOME)/demo-runs.log; exit 1; }
 	@grep '^clearance_nightly:' $(AIRFLOW_HOME)/demo-runs.log
 	@echo
 	$(PY) -m clearance.report
+	@echo
+	@echo "Alert digests received by the demo SMTP server: $$(ls $(DEMO_MAIL_DIR) | wc -l) mails in $(DEMO_MAIL_DIR)/"
 
 # Rerun or catch up one business date by hand: make run DATE=2026-11-20
 run: airflow-db
@@ -57,4 +66,5 @@ test: env
 	$(PY) -m pytest
 
 clean:
-	rm -rf $(AIRFLOW_HOME) warehouse/inbox warehouse/_build warehouse/validation warehouse/*.duckdb
+	rm -rf $(AIRFLOW_HOME) warehouse/inbox warehouse/_build warehouse/validation warehouse/data_docs \
+		warehouse/versions warehouse/mail warehouse/*.duckdb

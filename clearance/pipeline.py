@@ -49,6 +49,21 @@ def build(reports: list[dict], business_date: str) -> str:
     return build_warehouse(settings(), reports, business_date)
 
 
+def send_alerts(built: str, business_date: str) -> dict:
+    """Stalled-shipment digests from the build, with the alert state recorded in it before publishing."""
+    import duckdb
+
+    from clearance.alerts import send_digests
+
+    con = duckdb.connect(built)
+    try:
+        outcome = send_digests(con, business_date)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return outcome
+
+
 def publish(built: str, business_date: str) -> str:
     from clearance.warehouse import publish as publish_file
 
@@ -61,4 +76,6 @@ def run_business_date(business_date: str) -> str:
     """The whole night without Airflow: for tests of the steps and for benchmarks."""
     date.fromisoformat(business_date)
     reports = validate(ingest(business_date), business_date)
-    return publish(build(reports, business_date), business_date)
+    built = build(reports, business_date)
+    send_alerts(built, business_date)
+    return publish(built, business_date)

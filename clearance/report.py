@@ -62,6 +62,15 @@ def render(con: duckdb.DuckDBPyConnection) -> str:
     ).fetchall()
     lines += ["", "Work in progress at the cut-off (stage: shipments, longest hours in stage):"]
     lines += [f"  {stage}: {count}, {longest} h" for stage, count, longest in wip]
+    stalled = con.execute(
+        "SELECT office_code, stage, count(*), count(*) FILTER (WHERE is_escalated) FROM mart_stalled_shipments "
+        "GROUP BY ALL ORDER BY office_code, 3 DESC"
+    ).fetchall()
+    lines += ["", "Stalled at the cut-off (office, stage: shipments, of which past twice the threshold):"]
+    lines += [f"  {office} {stage}: {count}, {escalated}" for office, stage, count, escalated in stalled]
+    digests = con.execute("SELECT status, count(*), sum(new_stalls), sum(escalations) FROM alert_digests "
+                          "WHERE business_date = (SELECT business_date FROM run_context) GROUP BY ALL").fetchall()
+    lines += [f"Digests of this run: {n} {status} ({new} newly stalled, {esc} escalated)" for status, n, new, esc in digests]
     [(quarantined,)] = con.execute("SELECT count(*) FROM quarantine").fetchall()
     lines += ["", f"Rows quarantined so far: {quarantined} (table quarantine)"]
     return "\n".join(lines)

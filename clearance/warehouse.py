@@ -71,6 +71,7 @@ def run_sql_file(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     run_sql_file(con, TRANSFORMS_DIR / "macros.sql")
     run_sql_file(con, TRANSFORMS_DIR / "landing" / "landing_tables.sql")
+    run_sql_file(con, TRANSFORMS_DIR / "state" / "alert_state.sql")
 
 
 def _land_frame(kind: str, frame: pl.DataFrame, export_date: str, source_file: str) -> pl.DataFrame:

@@ -6,12 +6,21 @@ Runs at 02:00 Beijing time for the previous Beijing business date. The steps liv
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pendulum
+from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from clearance import pipeline
+
+# Operators hear of a failed task by mail (connection smtp_default), not by the deprecated email_on_failure.
+notify_operators = SmtpNotifier(
+    to=os.environ.get("CLEARANCE_OPERATOR_EMAILS", "clearance-operators@localhost").split(","),
+    smtp_conn_id="smtp_default",
+    subject="[clearance_nightly] task {{ ti.task_id }} failed (logical date {{ logical_date }})",
+)
 
 
 @dag(
@@ -21,7 +30,7 @@ from clearance import pipeline
     catchup=False,
     # Each run builds on the warehouse the previous one published: never two at once.
     max_active_runs=1,
-    default_args={"retries": 0},
+    default_args={"retries": 0, "on_failure_callback": notify_operators},
     tags=["customs", "clearance"],
     doc_md=__doc__,
 )
@@ -52,6 +61,15 @@ def clearance_nightly():
         return pipeline.build(reports, day)
 
     @task
+    def send_stall_alerts(built: str, day: str) -> str:
+        """One digest per office of newly stalled and escalated shipments; alert state kept in the build.
+
+        An SMTP outage does not fail the task: the digests are recorded unsent and go out next run.
+        """
+        pipeline.send_alerts(built, day)
+        return built
+
+    @task
     def publish_warehouse(built: str, day: str) -> str:
         """Atomically replace the live warehouse file with the new build."""
         return pipeline.publish(built, day)
@@ -59,8 +77,9 @@ def clearance_nightly():
     day = business_date()
     reports = ingest_delivery(day)
     wait_for_delivery(day) >> reports
-    published = publish_warehouse(build_warehouse(validate_delivery(reports, day), day), day)
-    # Later steps (stall alerts, dashboard) read the published warehouse and attach after `published`.
+    built = build_warehouse(validate_delivery(reports, day), day)
+    published = publish_warehouse(send_stall_alerts(built, day), day)
+    # Later steps (the dashboard) read the published warehouse and attach after `published`.
     return published
 
 

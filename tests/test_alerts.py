@@ -1,0 +1,178 @@
+"""Stalled-shipment digests against a real SMTP server on 127.0.0.1 (aiosmtpd).
+
+Cut-offs are the end of each business date, Beijing time. Thresholds are the defaults of
+transforms/seeds/stall_thresholds.csv: accepted, not released 24 h; released, not out of the gate
+72 h; arrived, not declared 240 h. Recipients come from transforms/seeds/alert_recipients.csv.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+
+import duckdb
+import pytest
+
+from clearance.delivery_writer import write_delivery
+from clearance.mailsink import start
+from clearance.pipeline import run_business_date
+from tests.deliveries import cargo_event, container, dec_head, entry_id, manifest_line, receipt, vessel_event
+
+SLOW, RELEASED_LATER, NOT_OUT = entry_id(41), entry_id(42), entry_id(43, office="0800")
+DALIAN = "clearance-monitor@dalian-customs.example"
+SHENYANG = "clearance-monitor@shenyang-customs.example"
+BOX = container(430001)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def smtp_connection(port: int) -> str:
+    return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": {
+        "disable_tls": True, "disable_ssl": True, "from_email": "monitor@customs.example", "retry_limit": 0,
+        "timeout": 5}})
+
+
+@pytest.fixture
+def smtp_server(tmp_path, monkeypatch):
+    """A real SMTP server on 127.0.0.1; smtp_default points at it."""
+    port = free_port()
+    controller, handler = start(tmp_path / "mail", port)
+    handler.port = port
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(port))
+    yield handler
+    controller.stop()
+
+
+def night(inbox, day: str, files: dict) -> None:
+    write_delivery(inbox, day, files)
+    run_business_date(day)
+
+
+def nights_of_stalls(inbox):
+    """Night 11-20: one import accepted and never released, one released later, one not out of the gate."""
+    night(inbox, "2026-11-20", {
+        "vessel_event": [vessel_event("ATA_ANCH", "2026-11-19 20:00:00"), vessel_event("ATA_BERTH", "2026-11-19 22:00:00"),
+                         vessel_event("ATA_BERTH", "2026-11-10 20:00:00", vessel="9345678", voyage="OLD1")],
+        "dec_head": [
+            dec_head(SLOW, "2026-11-20 00:30:00", bill="COSU4100000041", owner_name="=HYPERLINK(\"http://x\")"),
+            dec_head(RELEASED_LATER, "2026-11-20 00:30:00", bill="COSU4100000042"),
+            dec_head(NOT_OUT, "2026-11-19 09:00:00", office="0800", port="SHE", traf_mode="3", voyage="X8001",
+                     bill="SYRW4300000043"),
+        ],
+        "dec_result": [
+            receipt(SLOW, "L", "2026-11-20 01:00:00"), receipt(RELEASED_LATER, "L", "2026-11-20 01:00:00"),
+            receipt(NOT_OUT, "L", "2026-11-19 09:10:00", office="0800"),
+            receipt(NOT_OUT, "P", "2026-11-19 10:00:00", office="0800"),
+        ],
+        "manifest": [manifest_line("SYRW4300000043", BOX, vessel="", voyage="X8001", port="SHE"),
+                     # a bill on a call that arrived ten days ago and was never declared
+                     manifest_line("MAEU9900000099", container(990001), vessel="9345678", voyage="OLD1")],
+        "cargo_event": [cargo_event("SYRW4300000043", "DISC_DONE", "2026-11-19 06:00:00", BOX, vessel="",
+                                    voyage="X8001", port="SHE")],
+    })
+
+
+def subjects(handler) -> list[str]:
+    return [m["Subject"] for _, _, m in handler.received]
+
+
+def alert_rows(warehouse) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute("SELECT alert_key, stage, level, status FROM alert_log ORDER BY ALL").fetchall()
+
+
+def test_digest_contents_and_recipients(clearance_env, smtp_server):
+    inbox, warehouse = clearance_env
+    nights_of_stalls(inbox)
+    # at the 11-21 00:00 cut-off: SLOW 23 h accepted (under 24 h); NOT_OUT 38 h released (under 72 h);
+    # the undeclared bill arrived 11-10 20:00, 244 h ago (over 240 h): one digest, to Dalian's district office
+    assert len(smtp_server.received) == 1
+    sender, recipients, message = smtp_server.received[0]
+    assert (sender, recipients) == ("monitor@customs.example", [DALIAN])
+    assert "0900" in message["Subject"] and "2026-11-20" in message["Subject"]
+    assert "1 新滞留 newly stalled, 0 升级 escalated" in message["Subject"]
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert "MAEU9900000099" in text and "MAEU9900000099" in html and "到港未申报" in html
+
+    night(inbox, "2026-11-21", {"dec_result": [receipt(RELEASED_LATER, "P", "2026-11-21 10:00:00")]})
+    # at 11-22 00:00: SLOW 47 h accepted -> stalled; RELEASED_LATER was released: nothing; NOT_OUT 62 h: not yet
+    assert len(smtp_server.received) == 2
+    _, recipients, message = smtp_server.received[1]
+    assert recipients == [DALIAN]
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_filename() == "stalled-0900-2026-11-21.csv"
+    rows = list(csv.reader(io.StringIO(attachment.get_payload(decode=True).decode("utf-8-sig"))))
+    header, body = rows[0], rows[1:]
+    assert [r[header.index("报关单号 Declaration")] for r in body] == [SLOW]
+    record = dict(zip(header, body[0]))
+    assert record["已滞留(小时) Hours"] == "47.0" and record["阈值(小时) Threshold"] == "24.0"
+    assert record["收发货人 Owner"] == "'=HYPERLINK(\"http://x\")"  # a formula is neutralised
+
+
+def by_recipient(handler, first: int = 0) -> dict:
+    return {tuple(recipients): message["Subject"] for _, recipients, message in handler.received[first:]}
+
+
+def test_each_alert_once_across_reruns_backfills_and_escalation(clearance_env, smtp_server):
+    inbox, warehouse = clearance_env
+    nights_of_stalls(inbox)
+    night(inbox, "2026-11-21", {"dec_result": [receipt(RELEASED_LATER, "P", "2026-11-21 10:00:00")]})
+    assert len(smtp_server.received) == 2
+    night(inbox, "2026-11-22", {})
+    # at 11-23 00:00: SLOW 71 h > twice 24 h -> escalated (Dalian); NOT_OUT 86 h > 72 h -> stalled
+    # (Shenyang); the undeclared bill 292 h is not yet twice 240 h; RELEASED_LATER sends nothing more
+    third = by_recipient(smtp_server, first=2)
+    assert set(third) == {(DALIAN,), (SHENYANG,)}
+    assert "0 新滞留 newly stalled, 1 升级 escalated" in third[(DALIAN,)]
+    assert "1 新滞留 newly stalled, 0 升级 escalated" in third[(SHENYANG,)]
+
+    run_business_date("2026-11-22")  # rerun
+    run_business_date("2026-11-21")  # backfill of earlier nights
+    run_business_date("2026-11-20")
+    night(inbox, "2026-11-23", {"cargo_event": [cargo_event("SYRW4300000043", "GATE_OUT", "2026-11-23 08:00:00",
+                                                            BOX, vessel="", voyage="X8001", port="SHE")]})
+    assert len(smtp_server.received) == 4  # nothing twice; NOT_OUT left the gate: nothing more
+    assert alert_rows(warehouse) == sorted([
+        ("bill:MAEU9900000099", "arrived_not_declared", "stalled", "sent"),
+        (SLOW, "accepted_not_released", "stalled", "sent"),
+        (SLOW, "accepted_not_released", "escalated", "sent"),
+        (NOT_OUT, "released_not_gated_out", "stalled", "sent"),
+    ])
+
+
+def test_outage_keeps_digests_for_the_next_run(clearance_env, smtp_server, monkeypatch, caplog):
+    inbox, warehouse = clearance_env
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(free_port()))  # nobody listens there
+    nights_of_stalls(inbox)
+    night(inbox, "2026-11-21", {"dec_result": [receipt(RELEASED_LATER, "P", "2026-11-21 10:00:00")]})
+    # the warehouse is published all the same, the digests recorded unsent, and the log says so
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("SELECT business_date::VARCHAR FROM run_context").fetchall() == [("2026-11-21",)]
+        digests = con.execute("SELECT business_date::VARCHAR, office_code, status FROM alert_digests "
+                              "ORDER BY ALL").fetchall()
+    assert digests == [("2026-11-20", "0900", "unsent"), ("2026-11-21", "0900", "unsent")]
+    assert "DIGEST NOT SENT for office 0900" in caplog.text
+    assert smtp_server.received == []
+
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(smtp_server.port))  # the server is back
+    night(inbox, "2026-11-22", {})
+    # every alert kept pending goes out, once, in one digest per office; SLOW, past twice its threshold
+    # before it could be told, is told once, escalated
+    recovered = by_recipient(smtp_server)
+    assert len(smtp_server.received) == 2 and set(recovered) == {(DALIAN,), (SHENYANG,)}
+    assert "1 新滞留 newly stalled, 1 升级 escalated" in recovered[(DALIAN,)]
+    assert alert_rows(warehouse) == sorted([
+        ("bill:MAEU9900000099", "arrived_not_declared", "stalled", "sent"),
+        (SLOW, "accepted_not_released", "stalled", "superseded"),
+        (SLOW, "accepted_not_released", "escalated", "sent"),
+        (NOT_OUT, "released_not_gated_out", "stalled", "sent"),
+    ])
+    night(inbox, "2026-11-23", {})
+    assert len(smtp_server.received) == 2
