@@ -155,7 +155,7 @@ def render_text(digest: Digest) -> str:
         "",
     ]
     for alert in digest.alerts:
-        lines.append(" | ".join(f"{label.split(' ')[-1]}: {_cell(alert, c)}" for c, label in COLUMNS if _cell(alert, c)))
+        lines.append(" | ".join(f"{label.split(' ', 1)[1]}: {_cell(alert, c)}" for c, label in COLUMNS if _cell(alert, c)))
     return "\n".join(lines) + "\n"
 
 

@@ -14,7 +14,9 @@ import pytest
 
 from clearance.pipeline import business_date_for
 from clearance.simulator import simulate
+from clearance.mailsink import start as start_mailsink
 from tests.conftest import PROJECT_DIR
+from tests.test_alerts import free_port, smtp_connection
 
 BIN = Path(sys.executable).parent
 
@@ -61,6 +63,8 @@ def test_business_date_is_the_previous_beijing_day(logical_date, expected):
 def test_nightly_dag_run_under_airflow_publishes_the_warehouse(tmp_path):
     inbox, warehouse = tmp_path / "inbox", tmp_path / "warehouse" / "clearance.duckdb"
     folders = simulate(inbox, "2026-11-18", 2, scale=0.02, seed=7)
+    port = free_port()
+    sink, mail = start_mailsink(tmp_path / "mail", port)
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
@@ -68,10 +72,14 @@ def test_nightly_dag_run_under_airflow_publishes_the_warehouse(tmp_path):
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "CLEARANCE_INBOX": str(inbox),
         "CLEARANCE_WAREHOUSE": str(warehouse),
+        "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection(port),
     }
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
-    run = subprocess.run([sys.executable, "-m", "clearance.run_dates", "2026-11-18", "2026-11-19"],
-                         env=env, capture_output=True, text=True, cwd=PROJECT_DIR)
+    try:
+        run = subprocess.run([sys.executable, "-m", "clearance.run_dates", "2026-11-18", "2026-11-19"],
+                             env=env, capture_output=True, text=True, cwd=PROJECT_DIR)
+    finally:
+        sink.stop()
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
     listed = {e["name"]: e["rows"] for f in folders for e in json.loads((f / "MANIFEST.json").read_text())["files"]}
@@ -82,12 +90,15 @@ def test_nightly_dag_run_under_airflow_publishes_the_warehouse(tmp_path):
                                "FROM file_accounting").fetchone()[0]
         declarations = con.execute("SELECT count(DISTINCT entry_id) FROM land_dec_head").fetchone()[0]
         shipments = con.execute("SELECT count(*) FROM core_shipments").fetchone()[0]
+        sent = con.execute("SELECT list(recipients[1] ORDER BY digest_id) FROM alert_digests WHERE status = 'sent'").fetchall()[0][0]
         released_days = con.execute("SELECT list(DISTINCT period_start::VARCHAR ORDER BY period_start::VARCHAR) "
                                     "FROM mart_clearance_statistics WHERE grain = 'day'").fetchone()[0]
     assert accounting == listed  # every file of both deliveries, every row read
     assert balanced
     assert shipments == declarations > 50
     assert released_days == ["2026-11-18", "2026-11-19"]
+    # the send_stall_alerts task reached the SMTP server through the smtp_default connection from the environment
+    assert sent and sorted(r[0] for _, r, _ in mail.received) == sorted(sent)
     assert not (warehouse.parent / "_build" / "2026-11-19").exists()  # the run cleans its work folder
 
     # the nights run one by one outside Airflow give the same warehouse as the Airflow range run
@@ -95,7 +106,36 @@ def test_nightly_dag_run_under_airflow_publishes_the_warehouse(tmp_path):
     subprocess.run([sys.executable, "-c", "from clearance.pipeline import run_business_date as r; "
                     "r('2026-11-18'); r('2026-11-19')"],
                    env={**env, "CLEARANCE_WAREHOUSE": str(by_hand)}, check=True, capture_output=True, cwd=PROJECT_DIR)
-    for table in ("core_shipments", "mart_clearance_statistics", "mart_work_in_progress", "file_accounting"):
+    for table in ("core_shipments", "mart_clearance_statistics", "mart_work_in_progress", "mart_stalled_shipments",
+                  "file_accounting"):
         with duckdb.connect(str(warehouse), read_only=True) as a, duckdb.connect(str(by_hand), read_only=True) as b:
             query = f"SELECT * FROM {table} ORDER BY ALL"
             assert a.execute(query).fetchall() == b.execute(query).fetchall(), table
+
+
+def test_operators_are_mailed_when_a_task_fails(tmp_path):
+    inbox = tmp_path / "inbox"
+    simulate(inbox, "2026-11-18", 1, scale=0.02, seed=7, breaks=[("2026-11-18", "cargo_event", "checksum")])
+    port = free_port()
+    sink, mail = start_mailsink(tmp_path / "mail", port)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_DIR / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "CLEARANCE_INBOX": str(inbox),
+        "CLEARANCE_WAREHOUSE": str(tmp_path / "warehouse" / "clearance.duckdb"),
+        "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection(port),
+        "CLEARANCE_OPERATOR_EMAILS": "night-duty@customs.example",
+    }
+    try:
+        subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
+        run = subprocess.run([sys.executable, "-m", "clearance.run_dates", "2026-11-18"],
+                             env=env, capture_output=True, text=True, cwd=PROJECT_DIR)
+    finally:
+        sink.stop()
+    assert run.returncode == 1
+    assert "SHA-256 does not match MANIFEST.json" in run.stdout + run.stderr
+    assert [(r, m["Subject"]) for _, r, m in mail.received] == [
+        (["night-duty@customs.example"], "[clearance_nightly] task ingest_delivery failed (logical date 2026-11-18 18:00:00+00:00)")]
+    assert not (tmp_path / "warehouse" / "clearance.duckdb").exists()
