@@ -8,12 +8,14 @@ Every result is written to the validation folder beside the warehouse and kept.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
 import re
 from datetime import date, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import polars as pl
 
@@ -43,12 +45,56 @@ _EXTERNAL_TAG = re.compile(
 _EXTERNAL_CSS_URL = re.compile(r"url\(\s*[\"']?(?:https?:)?//[^)]*\)", re.I)
 
 
+_LOCAL_STYLE = (
+    "<style>body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:.5em 0}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}"
+    "th{background:#f0f0f0}.ok{color:#1a7f37}.fail{color:#b42318;font-weight:bold}</style>"
+)
+
+
 def strip_external_assets(docs_dir: Path) -> None:
     for page in [*docs_dir.rglob("*.html"), *docs_dir.rglob("*.css")]:
         text = page.read_text(encoding="utf-8")
         cleaned = _EXTERNAL_CSS_URL.sub("none", _EXTERNAL_TAG.sub("", text))
+        if page.suffix == ".html" and _LOCAL_STYLE not in cleaned:
+            cleaned = cleaned.replace("</head>", _LOCAL_STYLE + "</head>", 1)
         if cleaned != text:
             page.write_text(cleaned, encoding="utf-8")
+
+
+def write_index(docs_dir: Path, gx_root: Path) -> None:
+    """GX's own index lists the runs with JavaScript from a CDN; this one is plain HTML, newest first."""
+    store = gx_root / "gx" / "uncommitted" / "validations"
+    rows = []
+    for page in docs_dir.glob("validations/*/*/*/*.html"):
+        relative = page.relative_to(docs_dir / "validations")
+        result_file = store / relative.with_suffix(".json")
+        if not result_file.exists():
+            continue
+        result = json.loads(result_file.read_text(encoding="utf-8"))
+        stats = result.get("statistics", {})
+        failed_rows = sum((r.get("result") or {}).get("unexpected_count") or 0 for r in result.get("results", []))
+        suite, run_name, run_time = relative.parts[0], relative.parts[1], relative.parts[2]
+        rows.append((run_name, run_time, suite, result.get("success"), stats, failed_rows, page.relative_to(docs_dir)))
+    rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
+    body = "".join(
+        f"<tr><td>{html.escape(run_name)}</td><td>{html.escape(suite)}</td><td>{html.escape(run_time)}</td>"
+        f"<td class=\"{'ok' if success else 'fail'}\">{'passed' if success else 'rows failed'}</td>"
+        f"<td>{stats.get('successful_expectations', '')}/{stats.get('evaluated_expectations', '')}</td>"
+        f"<td>{failed_rows}</td><td><a href=\"{html.escape(quote(str(link)))}\">result</a></td></tr>"
+        for run_name, run_time, suite, success, stats, failed_rows, link in rows
+    )
+    (docs_dir / "index.html").write_text(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Validation results</title>"
+        f"{_LOCAL_STYLE}</head><body><h1>数据校验结果 Validation results of the single-window deliveries</h1>"
+        "<p>One row per delivery file and run, newest first. Rows that fail an expectation are quarantined "
+        "(table <code>quarantine</code> of the warehouse); a failed file-level expectation stops the run. "
+        "Suites: <a href=\"expectations/\">expectations/</a>.</p>"
+        "<table><thead><tr><th>delivery file</th><th>suite</th><th>run (UTC)</th><th>outcome</th>"
+        "<th>expectations met</th><th>failing values</th><th></th></tr></thead>"
+        f"<tbody>{body}</tbody></table></body></html>",
+        encoding="utf-8",
+    )
 
 
 def make_readable_only_by_others(folder: Path) -> None:
@@ -70,7 +116,7 @@ class DeliveryValidator:
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self._gx = gx
-        self.docs_dir = docs_dir
+        self.docs_dir, self.gx_root = docs_dir, gx_root
         self.context = gx.get_context(mode="file", project_root_dir=str(gx_root))
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         sites = self.context.get_config().data_docs_sites or {}
@@ -157,6 +203,7 @@ class DeliveryValidator:
 
     def publish_docs(self) -> None:
         strip_external_assets(self.docs_dir)
+        write_index(self.docs_dir, self.gx_root)
         make_readable_only_by_others(self.docs_dir)
 
 
