@@ -176,3 +176,48 @@ def test_outage_keeps_digests_for_the_next_run(clearance_env, smtp_server, monke
     ])
     night(inbox, "2026-11-23", {})
     assert len(smtp_server.received) == 2
+
+
+def test_office_override_of_a_threshold(clearance_env, smtp_server, monkeypatch, tmp_path):
+    import shutil
+
+    from clearance.config import SEEDS_DIR
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS_DIR, seeds)
+    with open(seeds / "stall_thresholds.csv", "a", encoding="utf-8") as f:
+        f.write('released_not_gated_out,0800,24,已放行未提离,"released, not out of the gate"\n')
+    monkeypatch.setattr("clearance.warehouse.SEEDS_DIR", seeds)
+    inbox, warehouse = clearance_env
+    nights_of_stalls(inbox)
+    # NOT_OUT, released 11-19 10:00, is 38 h out of customs at the cut-off: past Shenyang's own 24 h,
+    # not yet past the default 72 h; the Dalian digest (the undeclared bill) is unchanged
+    assert sorted(r[0] for _, r, _ in smtp_server.received) == [DALIAN, SHENYANG]
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("SELECT alert_key, threshold_hours FROM mart_stalled_shipments "
+                           "WHERE office_code = '0800'").fetchall() == [(NOT_OUT, 24.0)]
+
+
+class Refusing:
+    """An SMTP server that answers every message with a permanent failure."""
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        return "554 Transaction failed: relay refused"
+
+
+def test_a_refusing_server_keeps_the_digest_unsent(clearance_env, monkeypatch):
+    from aiosmtpd.controller import Controller
+
+    port = free_port()
+    controller = Controller(Refusing(), hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(port))
+    try:
+        nights_of_stalls(clearance_env[0])
+    finally:
+        controller.stop()
+    with duckdb.connect(str(clearance_env[1]), read_only=True) as con:
+        digest = con.execute("SELECT status, error FROM alert_digests").fetchall()
+        pending = con.execute("SELECT count(*) FROM alert_log WHERE status = 'pending'").fetchall()
+    assert digest[0][0] == "unsent" and "554" in digest[0][1]
+    assert pending == [(1,)]
