@@ -21,7 +21,7 @@ DEMO_SMTP_PORT ?= 8025
 DEMO_MAIL_DIR ?= $(CURDIR)/warehouse/mail
 DEMO_END = $(shell $(PY) -c "import datetime as d; print(d.date.fromisoformat('$(DEMO_START)') + d.timedelta(days=$(DEMO_DAYS) - 1))")
 
-.PHONY: env airflow-db demo run simulate report test clean
+.PHONY: env airflow-db browser demo run simulate report test clean
 
 # uv is installed into the project environment when it is missing; everything else comes from uv.lock.
 $(UV):
@@ -53,6 +53,8 @@ demo: airflow-db
 	$(PY) -m clearance.report
 	@echo
 	@echo "Alert digests received by the demo SMTP server: $$(ls $(DEMO_MAIL_DIR) | wc -l) mails in $(DEMO_MAIL_DIR)/"
+	@echo "Dashboard (open in a browser, no network needed): $(CURDIR)/dashboards/clearance_dashboard.html"
+	@echo "Warehouse: duckdb -readonly $(CURDIR)/warehouse/clearance.duckdb"
 
 # Rerun or catch up one business date by hand: make run DATE=2026-11-20
 run: airflow-db
@@ -62,7 +64,17 @@ run: airflow-db
 report: env
 	$(PY) -m clearance.report
 
-test: env
+# The dashboard test opens the page in headless Chromium, with a CJK font for the Chinese labels
+# (Debian packages; installed here when missing and running as root, as on CI).
+browser:
+	@if ! { command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; }; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing chromium and fonts-noto-cjk (apt-get)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+		else echo "the dashboard test needs: sudo apt-get install chromium fonts-noto-cjk"; fi; \
+	fi
+
+test: env browser
 	$(PY) -m pytest
 
 clean:

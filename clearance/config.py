@@ -18,6 +18,7 @@ class Settings:
     warehouse: Path  # the published DuckDB file analysts open
     max_quarantine_share: float  # a file with more quarantined rows than this fails the run
     keep_versions: int  # published warehouse files kept in versions/ besides the live one
+    dashboard: Path  # the nightly dashboard, one self-contained HTML file
 
     @property
     def warehouse_dir(self) -> Path:
@@ -31,6 +32,16 @@ class Settings:
     @property
     def versions_dir(self) -> Path:
         return self.warehouse_dir / "versions"
+
+    @property
+    def parquet_dir(self) -> Path:
+        """The marts as Parquet partitioned by month (a link to the latest export)."""
+        return self.warehouse_dir / "parquet"
+
+    @property
+    def event_log(self) -> Path:
+        """The clearance event log as XES, for process-mining tools."""
+        return self.warehouse_dir / "clearance_events.xes.gz"
 
     @property
     def gx_root(self) -> Path:
@@ -49,4 +60,5 @@ def settings() -> Settings:
         warehouse=Path(os.environ.get("CLEARANCE_WAREHOUSE", PROJECT_DIR / "warehouse" / "clearance.duckdb")).resolve(),
         max_quarantine_share=float(os.environ.get("CLEARANCE_MAX_QUARANTINE_SHARE", "0.01")),
         keep_versions=int(os.environ.get("CLEARANCE_KEEP_VERSIONS", "5")),
+        dashboard=Path(os.environ.get("CLEARANCE_DASHBOARD", PROJECT_DIR / "dashboards" / "clearance_dashboard.html")).resolve(),
     )

@@ -72,10 +72,28 @@ def publish(built: str, business_date: str) -> str:
     return str(published)
 
 
+def build_dashboard() -> str:
+    """The nightly dashboard of the published warehouse."""
+    from clearance.dashboard import build_dashboard as build_page
+
+    return str(build_page(settings().warehouse, settings().dashboard))
+
+
+def export_for_analysts(business_date: str) -> dict:
+    """The marts as monthly Parquet and the event log as XES, from the published warehouse."""
+    from clearance.exports import export_for_analysts as export
+
+    s = settings()
+    return export(s.warehouse, s.parquet_dir, s.event_log, business_date)
+
+
 def run_business_date(business_date: str) -> str:
     """The whole night without Airflow: for tests of the steps and for benchmarks."""
     date.fromisoformat(business_date)
     reports = validate(ingest(business_date), business_date)
     built = build(reports, business_date)
     send_alerts(built, business_date)
-    return publish(built, business_date)
+    published = publish(built, business_date)
+    build_dashboard()
+    export_for_analysts(business_date)
+    return published

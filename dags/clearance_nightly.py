@@ -74,13 +74,23 @@ def clearance_nightly():
         """Atomically replace the live warehouse file with the new build."""
         return pipeline.publish(built, day)
 
+    @task
+    def build_dashboard(published: str) -> str:
+        """The self-contained HTML dashboard of the published warehouse, in dashboards/."""
+        return pipeline.build_dashboard()
+
+    @task
+    def export_for_analysts(published: str, day: str) -> dict:
+        """The marts as Parquet partitioned by month, and the event log as XES."""
+        return pipeline.export_for_analysts(day)
+
     day = business_date()
     reports = ingest_delivery(day)
     wait_for_delivery(day) >> reports
     built = build_warehouse(validate_delivery(reports, day), day)
     published = publish_warehouse(send_stall_alerts(built, day), day)
-    # Later steps (the dashboard) read the published warehouse and attach after `published`.
-    return published
+    build_dashboard(published)
+    export_for_analysts(published, day)
 
 
 dag = clearance_nightly()

@@ -16,8 +16,11 @@ WITH declaration_versions AS (
     JOIN core_declarations AS d USING (entry_id)
 ),
 receipts AS (
-    SELECT entry_id, notified_at, 'RECEIPT_' || channel, 'dec_result', NULL::VARCHAR, export_date, source_file, line_no
-    FROM stg_declaration_receipts
+    -- receipts whose declaration header has not arrived yet belong to no shipment (a finding instead)
+    SELECT r.entry_id, r.notified_at, 'RECEIPT_' || r.channel, 'dec_result', NULL::VARCHAR, r.export_date,
+           r.source_file, r.line_no
+    FROM stg_declaration_receipts AS r
+    SEMI JOIN core_declarations USING (entry_id)
 ),
 vessel AS (
     SELECT d.entry_id, e.event_at, e.event_code, 'vessel_event', NULL::VARCHAR, e.export_date, e.source_file, e.line_no
