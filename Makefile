@@ -54,7 +54,7 @@ demo: airflow-db
 	@echo
 	@echo "Alert digests received by the demo SMTP server: $$(ls $(DEMO_MAIL_DIR) | wc -l) mails in $(DEMO_MAIL_DIR)/"
 	@echo "Dashboard (open in a browser, no network needed): $(CURDIR)/dashboards/clearance_dashboard.html"
-	@echo "Warehouse: duckdb -readonly $(CURDIR)/warehouse/clearance.duckdb"
+	@echo "Warehouse: $(CURDIR)/warehouse/clearance.duckdb — query it with: .venv/bin/python -m clearance.query \"SELECT ...\""
 
 # Rerun or catch up one business date by hand: make run DATE=2026-11-20
 run: airflow-db

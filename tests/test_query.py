@@ -1,0 +1,25 @@
+"""The analysts' read-only query command."""
+
+import subprocess
+import sys
+
+import duckdb
+
+from tests.conftest import PROJECT_DIR
+
+
+def test_query_command_reads_the_warehouse_read_only_while_a_reader_holds_it(tmp_path):
+    warehouse = tmp_path / "w.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE TABLE core_shipments AS SELECT 'import' AS direction, 42 AS n")
+    holder = duckdb.connect(str(warehouse), read_only=True)  # another analyst has it open
+    try:
+        out = subprocess.run([sys.executable, "-m", "clearance.query", "--warehouse", str(warehouse),
+                              "SELECT direction, n FROM core_shipments"], capture_output=True, text=True,
+                             check=True, cwd=PROJECT_DIR)
+    finally:
+        holder.close()
+    assert "import" in out.stdout and "42" in out.stdout
+    failed = subprocess.run([sys.executable, "-m", "clearance.query", "--warehouse", str(warehouse),
+                             "CREATE TABLE x AS SELECT 1"], capture_output=True, text=True, cwd=PROJECT_DIR)
+    assert failed.returncode != 0 and "read-only" in failed.stderr
