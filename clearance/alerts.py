@@ -15,11 +15,13 @@ import html
 import io
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate
 
 import duckdb
+
+from clearance.contract import BEIJING
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,10 @@ def plan_alerts(con: duckdb.DuckDBPyConnection) -> None:
         WHERE m.is_still_open
           AND NOT EXISTS (
               SELECT 1 FROM alert_log AS a
-              WHERE a.alert_key = m.alert_key AND a.stage = m.stage AND a.stage_since = m.stage_since
+              WHERE a.alert_key = m.alert_key AND a.stage = m.stage
+                -- a shipment passes each stage once, so late data moving its start is the same stall;
+                -- a hold can come again, and a new hold is a new stall
+                AND (a.stage <> 'on_hold' OR a.stage_since = m.stage_since)
                 -- a stall is told once; it is told again only when it passes twice its threshold
                 AND (a.level = 'escalated' OR NOT m.is_escalated))
     """)
@@ -56,14 +61,14 @@ def plan_alerts(con: duckdb.DuckDBPyConnection) -> None:
         WHERE status = 'pending' AND level = 'stalled' AND EXISTS (
             SELECT 1 FROM alert_log AS e
             WHERE e.level = 'escalated' AND e.alert_key = alert_log.alert_key AND e.stage = alert_log.stage
-              AND e.stage_since = alert_log.stage_since)
+              AND (e.stage <> 'on_hold' OR e.stage_since = alert_log.stage_since))
     """)
     con.execute("""
         UPDATE alert_log SET status = 'withdrawn'
         WHERE status = 'pending' AND NOT EXISTS (
             SELECT 1 FROM mart_stalled_shipments AS m
             WHERE m.is_still_open AND m.alert_key = alert_log.alert_key AND m.stage = alert_log.stage
-              AND m.stage_since = alert_log.stage_since)
+              AND (m.stage <> 'on_hold' OR m.stage_since = alert_log.stage_since))
     """)
 
 
@@ -250,7 +255,7 @@ def record_digest(con: duckdb.DuckDBPyConnection, digest: Digest, status: str, e
     con.execute(
         "INSERT INTO alert_digests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [digest.digest_id, digest.business_date, digest.office_code, digest.recipients, digest.subject,
-         digest.new_stalls, digest.escalations, status, error, datetime.now(timezone.utc).replace(tzinfo=None)],
+         digest.new_stalls, digest.escalations, status, error, datetime.now(BEIJING).replace(tzinfo=None)],
     )
     if status == "sent":
         con.execute(

@@ -1,8 +1,9 @@
 """The inbound contract of the single-window exports (spec: single-window-exports.md).
 
 One place that says which files exist, how they are encoded, which columns they carry and
-which of those are times or codes. The reader, the validation suites and the simulator all
-take their knowledge of the files from here.
+which of those are times or codes. The reader and the simulator take their knowledge of the files
+from here; the validation suites in expectations/ repeat the code lists, and a test keeps the two
+the same.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ DATA_FILE_PATTERN = re.compile(
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y%m%d%H%M%S%3f")
 
 CHANNELS = ("7", "L", "E", "C", "T", "H", "M", "P", "I", "K", "B", "R", "A", "D")
-RELEASE_CHANNELS = ("P", "I", "K", "B")
 VESSEL_EVENT_CODES = ("ATA_ANCH", "ATA_BERTH", "ATD_BERTH")
 CARGO_EVENT_CODES = (
     "ARRIVAL_REPORT", "DISC_DONE", "TALLY", "INSP_DONE", "WEIGHT_DONE", "CERT_ISSUED", "GATE_OUT", "LOADED",
@@ -34,7 +34,6 @@ DECL_STEPS = ("1", "2")
 YES_NO = ("Y", "N")
 
 ENTRY_ID_PATTERN = r"^\d{4}20\d{2}[01]\d{9}$"
-IMO_PATTERN = r"^\d{7}$"
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,7 @@ def normalise_bill_no(bill_no: str | None) -> str | None:
     """Bills are keyed in by hand: upper case, blanks and '-' removed (metrics spec)."""
     if bill_no is None:
         return None
-    cleaned = re.sub(r"[\s\-]", "", bill_no).upper()
+    cleaned = re.sub("[\\s\u3000\u00a0\\-\uff0d]", "", bill_no).upper()
     return cleaned or None
 
 

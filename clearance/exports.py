@@ -35,8 +35,10 @@ def export_parquet(con: duckdb.DuckDBPyConnection, link: Path, business_date: st
     target = link.with_name(f"{link.name}-{business_date}-{stamp}")
     target.mkdir(parents=True)
     for table, month in PARQUET_TABLES.items():
-        # table and expression are this module's constants, never values read from a file
-        con.execute(f"COPY (SELECT *, {month} AS month FROM {table}) TO '{target / table}' "
+        # table and expression are this module's constants, never values read from a file; COPY takes no
+        # parameter for its path, so the path is quoted as a SQL string literal
+        path = str(target / table).replace("'", "''")
+        con.execute(f"COPY (SELECT *, {month} AS month FROM {table}) TO '{path}' "
                     "(FORMAT parquet, PARTITION_BY (month), WRITE_PARTITION_COLUMNS false)")
     for path in [target, *target.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)

@@ -258,8 +258,10 @@ def ingest_delivery(folder: Path, export_date: str, work_dir: Path) -> list[dict
         frame.write_parquet(out)
         report.parquet = str(out)
         log.info(
-            "%s: %d rows read%s", report.name, report.rows_read,
+            "%s: %d rows read%s%s", report.name, report.rows_read,
             f"; extra columns ignored: {', '.join(report.extra_columns)}" if report.extra_columns else "",
+            f"; optional columns absent: {', '.join(report.missing_optional_columns)}"
+            if report.missing_optional_columns else "",
         )
         reports.append(asdict(report))
     return reports

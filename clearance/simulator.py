@@ -991,7 +991,7 @@ def _deliver(w: _World, inbox: Path, day: int, parts: dict[str, list[pl.DataFram
         out = f.select(columns)
         nparts = 1
         # a file with bad rows stays whole: split, a small part could exceed the allowed bad-row share
-        if w.q("split_files") and out.height >= 2 and not badf.any() and r.random() < 0.25:
+        if w.q("split_files") and out.height >= 2 and not nbad[kind] and r.random() < 0.25:
             nparts = min(int(r.integers(2, 4)), out.height)
         cuts = [0, *sorted(r.choice(np.arange(1, out.height), nparts - 1, replace=False)), out.height] \
             if nparts > 1 else [0, out.height]

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import polars as pl
 
 from clearance.config import EXPECTATIONS_DIR
-from clearance.ingest import DUPLICATE_IN_DELIVERY, REASON_CODE, REASON_MESSAGE, DeliveryError
+from clearance.ingest import DUPLICATE_IN_DELIVERY, REASON_CODE, REASON_MESSAGE, ROW_HASH, DeliveryError
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def write_index(docs_dir: Path, gx_root: Path) -> None:
     )
 
 
-def make_readable_only_by_others(folder: Path) -> None:
+def make_world_readable(folder: Path) -> None:
     """Analysts read; only the pipeline's user writes."""
     for path in [folder, *folder.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
@@ -199,12 +199,26 @@ class DeliveryValidator:
                     codes[index] = meta["reason_code"]
                     value = frame[source_column][index] if source_column in frame.columns else None
                     messages[index] = f"{meta['message']} (value {value!r})" if value is not None else meta["message"]
-        return frame.with_columns(pl.Series(REASON_CODE, codes, pl.String), pl.Series(REASON_MESSAGE, messages, pl.String))
+        frame = frame.with_columns(pl.Series(REASON_CODE, codes, pl.String), pl.Series(REASON_MESSAGE, messages, pl.String))
+        # a second copy of a bad row is as bad as the first: quarantined too, never counted as a re-send
+        first_reasons = frame.filter(pl.col(REASON_CODE).is_not_null() & ~pl.col(DUPLICATE_IN_DELIVERY)).select(
+            ROW_HASH, pl.col(REASON_CODE).alias("_copy_code"), pl.col(REASON_MESSAGE).alias("_copy_message")
+        ).unique(ROW_HASH, keep="first")
+        return (
+            frame.join(first_reasons, on=ROW_HASH, how="left", maintain_order="left")
+            .with_columns(
+                pl.when(pl.col(REASON_CODE).is_null() & pl.col(DUPLICATE_IN_DELIVERY))
+                .then(pl.col("_copy_code")).otherwise(pl.col(REASON_CODE)).alias(REASON_CODE),
+                pl.when(pl.col(REASON_CODE).is_null() & pl.col(DUPLICATE_IN_DELIVERY))
+                .then(pl.col("_copy_message")).otherwise(pl.col(REASON_MESSAGE)).alias(REASON_MESSAGE),
+            )
+            .drop("_copy_code", "_copy_message")
+        )
 
     def publish_docs(self) -> None:
         strip_external_assets(self.docs_dir)
         write_index(self.docs_dir, self.gx_root)
-        make_readable_only_by_others(self.docs_dir)
+        make_world_readable(self.docs_dir)
 
 
 def validate_delivery(reports: list[dict], export_date: str, gx_root: Path, docs_dir: Path) -> list[dict]:
@@ -219,7 +233,7 @@ def validate_delivery(reports: list[dict], export_date: str, gx_root: Path, docs
             bad = frame.filter(pl.col(REASON_CODE).is_not_null())
             log.info("%s: %d rows fail the contract%s", report["name"], bad.height,
                      "" if bad.is_empty() else " (" + ", ".join(f"{c}: {n}" for c, n in bad[REASON_CODE].value_counts().rows()) + ")")
-            out.append({**report, "rows_invalid": bad.height})
+            out.append(report)
     finally:
         validator.publish_docs()
     return out

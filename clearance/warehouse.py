@@ -10,6 +10,7 @@ already opened the old file keep reading it; new readers see the new one whole.
 from __future__ import annotations
 
 import graphlib
+import json
 import logging
 import os
 import re
@@ -37,14 +38,26 @@ def build_path(settings: Settings, business_date: str) -> Path:
     return settings.work_dir / f"{settings.warehouse.stem}-{business_date}.building.duckdb"
 
 
+def live_identity(path: Path) -> list | None:
+    """Which file the live path is: a publish replaces it with another inode."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return [st.st_ino, st.st_mtime_ns, st.st_size]
+
+
 def start_build(settings: Settings, business_date: str) -> Path:
     """A private copy of the live warehouse (or a new file) for this run to write."""
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     target = build_path(settings, business_date)
     for leftover in (target, target.with_name(target.name + ".wal")):
         leftover.unlink(missing_ok=True)  # from a run that was killed
-    if settings.warehouse.exists():
+    base = live_identity(settings.warehouse)
+    if base is not None:
         shutil.copyfile(settings.warehouse, target)
+    # what the build started from: publishing checks nobody published in between
+    target.with_name(target.name + ".base.json").write_text(json.dumps(base))
     return target
 
 
@@ -97,8 +110,8 @@ def _land_frame(kind: str, frame: pl.DataFrame, export_date: str, source_file: s
 def load_delivery(con: duckdb.DuckDBPyConnection, reports: list[dict], export_date: str, max_quarantine_share: float) -> list[dict]:
     """Load every file of a validated delivery; account for every row.
 
-    A rerun of an export date first removes what that date loaded before, so reruns are exact;
-    its quarantined rows are never deleted, a rerun finds them already there.
+    A rerun of an export date first removes what that date loaded before, so reruns are exact.
+    Quarantined rows are never deleted: a rerun finds its own already there and adds what is new.
     A row already loaded from another delivery is a duplicate (at-least-once delivery).
     """
     ensure_schema(con)
@@ -111,8 +124,9 @@ def load_delivery(con: duckdb.DuckDBPyConnection, reports: list[dict], export_da
     for report in reports:
         kind, name = report["kind"], report["name"]
         frame = pl.read_parquet(report["parquet"])
-        valid = frame.filter(pl.col(REASON_CODE).is_null() & ~pl.col(DUPLICATE_IN_DELIVERY))
-        land = _land_frame(kind, valid, export_date, name)
+        valid = frame.filter(pl.col(REASON_CODE).is_null())
+        first_copies = valid.filter(~pl.col(DUPLICATE_IN_DELIVERY))
+        land = _land_frame(kind, first_copies, export_date, name)
         new_rows = con.sql(
             f"SELECT * FROM land AS candidate WHERE NOT EXISTS "
             f"(SELECT 1 FROM land_{kind} AS known WHERE known.row_hash = candidate.row_hash)"
@@ -130,8 +144,14 @@ def load_delivery(con: duckdb.DuckDBPyConnection, reports: list[dict], export_da
         )
         con.execute(
             "INSERT INTO quarantine BY NAME SELECT * FROM bad WHERE NOT EXISTS (SELECT 1 FROM quarantine AS q "
-            "WHERE q.export_date = bad.export_date AND q.source_file = bad.source_file AND q.line_no = bad.line_no)"
+            "WHERE q.export_date = bad.export_date AND q.source_file = bad.source_file AND q.line_no = bad.line_no "
+            "AND q.raw_line = bad.raw_line)"
         )
+        [(kept,)] = con.execute(
+            "SELECT count(*) FROM bad SEMI JOIN quarantine AS q USING (export_date, source_file, line_no, raw_line)"
+        ).fetchall()
+        if kept != bad.height:
+            raise AccountingError(f"{name}: {bad.height} rows quarantined but {kept} found in the quarantine table")
         row = {
             "export_date": day,
             "source_file": name,
@@ -139,7 +159,8 @@ def load_delivery(con: duckdb.DuckDBPyConnection, reports: list[dict], export_da
             "rows_in_manifest": report["rows_in_manifest"],
             "rows_read": report["rows_read"],
             "rows_loaded": new_rows.height,
-            "rows_duplicate": frame.height - bad.height - new_rows.height,
+            # second copies within the delivery, and rows loaded before from another delivery
+            "rows_duplicate": (valid.height - first_copies.height) + (first_copies.height - new_rows.height),
             "rows_quarantined": bad.height,
             "extra_columns": report["extra_columns"],
         }
@@ -156,18 +177,13 @@ def check_accounting(con: duckdb.DuckDBPyConnection, export_date: str, max_quara
     """Every row read is loaded, a duplicate, or quarantined; bad rows stay below the allowed share."""
     day = date.fromisoformat(export_date)
     unbalanced = con.execute(
-        """SELECT a.source_file, a.rows_read, a.rows_loaded, a.rows_duplicate, a.rows_quarantined,
-                  (SELECT count(*) FROM quarantine q WHERE q.export_date = a.export_date AND q.source_file = a.source_file)
-           FROM file_accounting a
-           WHERE a.export_date = ? AND (a.rows_read <> a.rows_loaded + a.rows_duplicate + a.rows_quarantined
-                 OR a.rows_quarantined <> (SELECT count(*) FROM quarantine q
-                                           WHERE q.export_date = a.export_date AND q.source_file = a.source_file))""",
+        "SELECT source_file, rows_read, rows_loaded, rows_duplicate, rows_quarantined FROM file_accounting "
+        "WHERE export_date = ? AND rows_read <> rows_loaded + rows_duplicate + rows_quarantined",
         [day],
     ).fetchall()
     if unbalanced:
         raise AccountingError("; ".join(
-            f"{f}: read {r} != loaded {lo} + duplicate {d} + quarantined {q} (quarantine table holds {qt})"
-            for f, r, lo, d, q, qt in unbalanced
+            f"{f}: read {r} != loaded {lo} + duplicate {d} + quarantined {q}" for f, r, lo, d, q in unbalanced
         ))
     too_bad = con.execute(
         "SELECT source_file, rows_quarantined, rows_read FROM file_accounting "
@@ -219,7 +235,14 @@ def publish(settings: Settings, built: Path, business_date: str) -> Path:
     built = Path(built)
     if built.with_name(built.name + ".wal").exists():
         raise RuntimeError(f"{built}: write-ahead log left over; the build was not closed cleanly")
-    os.chmod(built, 0o644)  # analysts read, only the pipeline writes
+    base_file = built.with_name(built.name + ".base.json")
+    if json.loads(base_file.read_text()) != live_identity(settings.warehouse):
+        # two runs at once (say `make run` beside the scheduler): the later publish would drop the
+        # other's night, so it refuses; rerun this date
+        raise RuntimeError(f"{settings.warehouse} was published by another run after this run copied it; "
+                           f"nothing published, rerun business date {business_date}")
+    base_file.unlink()
+    os.chmod(built, 0o444)  # published files are never written again: everyone reads, nobody writes
     settings.versions_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
     os.link(built, settings.versions_dir / f"{settings.warehouse.stem}.{business_date}.{stamp}.duckdb")

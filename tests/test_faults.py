@@ -312,7 +312,7 @@ EXTERNAL_ASSET = re.compile(r"<(?:script|link)\b[^>]*\s(?:src|href)\s*=\s*[\"']?
 
 
 def test_published_warehouse_and_data_docs_are_readable_not_writable_by_others(nights):
-    assert stat.S_IMODE(nights.live.stat().st_mode) == 0o644
+    assert stat.S_IMODE(nights.live.stat().st_mode) == 0o444  # published files are never written again
     pages = list(nights.docs.rglob("*.html"))
     assert pages, "no Data Docs page was written"
     for path in [nights.docs, *nights.docs.rglob("*")]:
@@ -561,3 +561,16 @@ def test_the_run_fails_when_rows_are_not_accounted_for(tmp_path):
                     "'cargo_event', 10, 10, 8, 1, 0, [])")
         with pytest.raises(AccountingError, match=r"cargo_event_20261120_01.csv: read 10 != loaded 8 \+ duplicate 1"):
             check_accounting(con, "2026-11-20", 0.01)
+
+
+def test_a_bad_row_sent_twice_is_quarantined_twice_not_counted_as_a_duplicate(clearance_env, monkeypatch):
+    inbox, warehouse = clearance_env
+    monkeypatch.setenv("CLEARANCE_MAX_QUARANTINE_SHARE", "1")
+    bad = receipt(entry_id(33), "Q", "2026-11-20 08:00:00")
+    write_delivery(inbox, "2026-11-20", {"dec_result": [bad, receipt(entry_id(33), "L", "2026-11-20 07:00:00"), bad]})
+    run_business_date("2026-11-20")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        counts = con.execute("SELECT rows_read, rows_loaded, rows_duplicate, rows_quarantined FROM file_accounting").fetchall()
+        quarantined = con.execute("SELECT line_no, reason_code FROM quarantine ORDER BY line_no").fetchall()
+    assert counts == [(3, 1, 0, 2)]
+    assert quarantined == [(2, "unknown_channel"), (4, "unknown_channel")]

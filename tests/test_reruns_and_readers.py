@@ -186,3 +186,21 @@ def test_run_killed_half_way_leaves_the_published_warehouse_intact(three_nights,
     run_nights(three_nights, warehouse, ["2026-11-11"])  # the next run completes
     assert rows(warehouse, "SELECT business_date::VARCHAR FROM run_context") == [("2026-11-11",)]
     assert not list(work.glob("*.building.duckdb*"))
+
+
+def test_two_runs_at_once_the_later_publish_refuses(three_nights, tmp_path):
+    """`make run` beside a scheduled run: the run that publishes second would drop the other's night."""
+    from clearance import pipeline
+
+    warehouse = tmp_path / "clearance.duckdb"
+    run_nights(three_nights, warehouse, ["2026-11-10"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLEARANCE_INBOX", str(three_nights))
+        mp.setenv("CLEARANCE_WAREHOUSE", str(warehouse))
+        slow = pipeline.build(pipeline.validate(pipeline.ingest("2026-11-12"), "2026-11-12"), "2026-11-12")
+        run_business_date("2026-11-11")  # the other run publishes first
+        published = warehouse.read_bytes()
+        with pytest.raises(RuntimeError, match="published by another run after this run copied it"):
+            pipeline.publish(slow, "2026-11-12")
+    assert warehouse.read_bytes() == published
+    assert rows(warehouse, "SELECT business_date::VARCHAR FROM run_context") == [("2026-11-11",)]

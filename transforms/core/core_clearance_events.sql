@@ -6,7 +6,10 @@ WITH declaration_versions AS (
         v.submitted_at AS event_at,
         CASE
             WHEN v.decl_step = '2' THEN 'DECLARATION_COMPLETED'
-            WHEN v.submitted_at = d.declared_at AND (v.decl_step = '1' OR NOT d.is_two_step) THEN 'DECLARED'
+            -- the version whose D_DATE is the declaration time: the summary, else the first version
+            WHEN row_number() OVER (PARTITION BY v.entry_id
+                                    ORDER BY v.decl_step = '1' DESC NULLS LAST, v.version_written_at,
+                                             v.export_date, v.source_file, v.line_no) = 1 THEN 'DECLARED'
             ELSE 'DECLARATION_AMENDED'
         END AS event_code,
         'dec_head' AS source_kind,

@@ -129,6 +129,7 @@ SELECT
         CASE WHEN port_exit_hours < 0 THEN 'port_exit' END,
         CASE WHEN door_to_gate_hours < 0 THEN 'door_to_gate' END
     ], lambda s: s IS NOT NULL) AS unexpected_negative_segments,
+    has_vessel_call AS arrived_by_vessel_call,
     is_known_office,
     is_known_port
 FROM segments;
@@ -182,5 +183,6 @@ COMMENT ON COLUMN core_shipments.inspection_hours IS 'Segment inspection: inspec
 COMMENT ON COLUMN core_shipments.port_exit_hours IS 'Segment port_exit: gate_out - released, hours';
 COMMENT ON COLUMN core_shipments.door_to_gate_hours IS 'Segment door_to_gate: gate_out - arrival, hours';
 COMMENT ON COLUMN core_shipments.unexpected_negative_segments IS 'Segments negative where the export contract does not allow it: a data-quality finding, values kept as they are';
+COMMENT ON COLUMN core_shipments.arrived_by_vessel_call IS 'Waterway with a vessel call: arrival and berthing come from the call (else arrival is the first DISC_DONE)';
 COMMENT ON COLUMN core_shipments.is_known_office IS 'The declaring office is in the office dictionary';
 COMMENT ON COLUMN core_shipments.is_known_port IS 'The port is in the port dictionary';

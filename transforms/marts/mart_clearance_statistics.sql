@@ -1,14 +1,19 @@
 -- Statistics of every segment, by day, week and month of release, for every slice.
 CREATE OR REPLACE TABLE mart_clearance_statistics AS
-WITH released AS (
+WITH operative_targets AS (
+    -- one target per direction and district (national: district NULL), even if the seed marks several
+    SELECT direction, district_code, target_hours
+    FROM ref_clearance_targets
+    WHERE is_operative
+    QUALIFY row_number() OVER (PARTITION BY direction, district_code ORDER BY target_hours, target_code) = 1
+),
+released AS (
     SELECT s.*, coalesce(district_target.target_hours, national_target.target_hours) AS target_hours
     FROM core_shipments AS s
-    LEFT JOIN ref_clearance_targets AS district_target
-        ON district_target.is_operative AND district_target.direction = s.direction
-        AND district_target.district_code = s.district_code
-    LEFT JOIN ref_clearance_targets AS national_target
-        ON national_target.is_operative AND national_target.direction = s.direction
-        AND national_target.district_code IS NULL
+    LEFT JOIN operative_targets AS district_target
+        ON district_target.direction = s.direction AND district_target.district_code = s.district_code
+    LEFT JOIN operative_targets AS national_target
+        ON national_target.direction = s.direction AND national_target.district_code IS NULL
     WHERE s.is_counted AND s.released_at IS NOT NULL
 ),
 slices AS (
@@ -52,8 +57,8 @@ SELECT
     quantile_cont(h.hours, 0.95) AS p95_hours,
     max(h.hours) AS max_hours,
     CASE WHEN min(r.target_hours) = max(r.target_hours) THEN min(r.target_hours) END AS target_hours,
-    CASE WHEN h.segment_column = 'overall_clearance_hours'
-        THEN count(*) FILTER (WHERE h.hours <= r.target_hours) / count(*) END AS share_within_target
+    CASE WHEN h.segment_column = 'overall_clearance_hours' AND count(r.target_hours) > 0
+        THEN count(*) FILTER (WHERE h.hours <= r.target_hours) / count(r.target_hours) END AS share_within_target
 FROM segment_hours AS h
 JOIN released AS r USING (entry_id)
 JOIN slices AS sl USING (entry_id)

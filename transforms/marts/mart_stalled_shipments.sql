@@ -9,13 +9,6 @@ declared_stages AS (
            district_code, port_code, vessel_id, voyage_no, owner_code, owner_name
     FROM mart_work_in_progress
 ),
-not_berthed AS (
-    SELECT s.entry_id, s.bill_no, s.direction, 'arrived_not_berthed' AS stage, s.arrival_at AS stage_since,
-           s.declaring_office_code, s.district_code, s.port_code, s.vessel_id, s.voyage_no, s.owner_code, s.owner_name
-    FROM core_shipments AS s, cutoff
-    WHERE s.is_counted AND s.direction = 'import' AND s.transport_mode_code = '2'
-      AND s.arrival_at <= cutoff.cutoff_at AND coalesce(s.berthed_at > cutoff.cutoff_at, true)
-),
 counted_declarations AS (
     SELECT bill_no, declared_at FROM core_shipments WHERE is_counted
 ),
@@ -44,7 +37,6 @@ not_declared AS (
 ),
 open_stages AS (
     SELECT * FROM declared_stages
-    UNION ALL SELECT * FROM not_berthed
     UNION ALL SELECT * FROM not_declared
 ),
 with_threshold AS (
@@ -73,7 +65,7 @@ SELECT
     -- not alert on a shipment that has long been released)
     CASE t.stage
         WHEN 'arrived_not_declared' THEN NOT EXISTS (SELECT 1 FROM counted_declarations AS d WHERE d.bill_no = t.bill_no)
-        WHEN 'arrived_not_berthed' THEN s.berthed_at IS NULL
+        WHEN 'arrived_not_berthed' THEN s.berthed_at IS NULL AND s.released_at IS NULL
         WHEN 'released_not_gated_out' THEN s.gate_out_at IS NULL
         WHEN 'on_hold' THEN s.released_at IS NULL
             AND (st.last_hold_ended_at IS NULL OR st.last_hold_ended_at < t.stage_since)

@@ -19,6 +19,8 @@ as_of_cutoff AS (
         s.commodity_group, s.vessel_id, s.voyage_no, s.bill_no, s.owner_code, s.owner_name,
         cutoff.business_date, cutoff.cutoff_at,
         CASE WHEN s.arrival_at <= cutoff.cutoff_at THEN s.arrival_at END AS arrival_at,
+        s.arrived_by_vessel_call,
+        CASE WHEN s.berthed_at <= cutoff.cutoff_at THEN s.berthed_at END AS berthed_at,
         s.declared_at,
         CASE WHEN s.accepted_at <= cutoff.cutoff_at THEN s.accepted_at END AS accepted_at,
         CASE WHEN s.inspection_ordered_at <= cutoff.cutoff_at THEN s.inspection_ordered_at END AS inspection_ordered_at,
@@ -39,6 +41,9 @@ staged AS (
             WHEN released_at IS NOT NULL AND direction = 'import' AND gate_out_at IS NULL THEN 'released_not_gated_out'
             WHEN released_at IS NOT NULL THEN NULL
             WHEN on_hold_since IS NOT NULL THEN 'on_hold'
+            -- the vessel has arrived and not berthed: nothing else can move before it does
+            WHEN direction = 'import' AND arrived_by_vessel_call AND arrival_at IS NOT NULL AND berthed_at IS NULL
+                THEN 'arrived_not_berthed'
             WHEN inspection_ordered_at IS NOT NULL AND inspected_at IS NULL THEN 'inspection_ordered_not_inspected'
             WHEN inspected_at IS NOT NULL THEN 'inspected_not_released'
             WHEN accepted_at IS NOT NULL THEN 'accepted_not_released'
@@ -54,6 +59,7 @@ SELECT
     CASE open_stage
         WHEN 'released_not_gated_out' THEN released_at
         WHEN 'on_hold' THEN on_hold_since
+        WHEN 'arrived_not_berthed' THEN arrival_at
         WHEN 'inspection_ordered_not_inspected' THEN inspection_ordered_at
         WHEN 'inspected_not_released' THEN inspected_at
         WHEN 'accepted_not_released' THEN accepted_at
@@ -72,7 +78,7 @@ COMMENT ON TABLE mart_work_in_progress IS 'Work in progress at the cut-off of th
 COMMENT ON COLUMN mart_work_in_progress.business_date IS 'Business date of the run; the cut-off is the end of that day, Beijing time';
 COMMENT ON COLUMN mart_work_in_progress.entry_id IS 'Declaration number';
 COMMENT ON COLUMN mart_work_in_progress.direction IS 'import or export';
-COMMENT ON COLUMN mart_work_in_progress.open_stage IS 'declared_not_accepted, accepted_not_released, on_hold, inspection_ordered_not_inspected, inspected_not_released, released_not_gated_out';
+COMMENT ON COLUMN mart_work_in_progress.open_stage IS 'One stage per shipment, the first that applies: released_not_gated_out, on_hold, arrived_not_berthed, inspection_ordered_not_inspected, inspected_not_released, accepted_not_released, declared_not_accepted';
 COMMENT ON COLUMN mart_work_in_progress.stage_since IS 'When the shipment entered its open stage';
 COMMENT ON COLUMN mart_work_in_progress.hours_in_stage IS 'Hours in the open stage at the cut-off';
 COMMENT ON COLUMN mart_work_in_progress.hours_since_arrival IS 'Age: hours from arrival to the cut-off (null before arrival)';

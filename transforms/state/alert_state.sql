@@ -40,4 +40,4 @@ COMMENT ON COLUMN alert_digests.new_stalls IS 'Newly stalled shipments listed';
 COMMENT ON COLUMN alert_digests.escalations IS 'Shipments listed because they passed twice their threshold';
 COMMENT ON COLUMN alert_digests.status IS 'sent, or unsent (its alerts stay pending and go out with the next run)';
 COMMENT ON COLUMN alert_digests.error IS 'Why it was not sent';
-COMMENT ON COLUMN alert_digests.attempted_at IS 'When the pipeline tried to send it (UTC wall clock)';
+COMMENT ON COLUMN alert_digests.attempted_at IS 'When the pipeline tried to send it (wall clock, Beijing time)';

@@ -1,0 +1,53 @@
+"""The contract module, the validation suites and the SQL agree with each other."""
+
+import json
+
+import duckdb
+import pytest
+
+from clearance.config import EXPECTATIONS_DIR, TRANSFORMS_DIR
+from clearance.contract import (CARGO_EVENT_CODES, CHANNELS, DECL_STEPS, ENTRY_ID_PATTERN, I_E_FLAGS, KINDS,
+                                TRAF_MODES, VESSEL_EVENT_CODES, YES_NO, container_number_is_valid,
+                                normalise_bill_no)
+
+
+def expectation(kind, column, type_):
+    doc = json.loads((EXPECTATIONS_DIR / f"{kind}.json").read_text(encoding="utf-8"))
+    [found] = [e for e in doc["expectations"] if e["type"] == type_ and e["kwargs"].get("column") == column]
+    return found["kwargs"]
+
+
+@pytest.mark.parametrize(("kind", "column", "codes"), [
+    ("dec_result", "CHANNEL", CHANNELS), ("vessel_event", "EVENT_CODE", VESSEL_EVENT_CODES),
+    ("cargo_event", "EVENT_CODE", CARGO_EVENT_CODES), ("dec_head", "I_E_FLAG", I_E_FLAGS),
+    ("dec_head", "TRAF_MODE", TRAF_MODES), ("dec_head", "DECL_STEP", DECL_STEPS), ("dec_head", "RBI", YES_NO),
+])
+def test_suites_use_the_contract_code_lists(kind, column, codes):
+    assert expectation(kind, column, "expect_column_values_to_be_in_set")["value_set"] == list(codes)
+
+
+def test_suites_check_the_entry_id_pattern_and_every_required_column():
+    for kind in ("dec_head", "dec_result"):
+        assert expectation(kind, "ENTRY_ID", "expect_column_values_to_match_regex")["regex"] == ENTRY_ID_PATTERN
+    for kind, spec in KINDS.items():
+        for column in spec.required:
+            expectation(kind, column, "expect_column_to_exist")
+            expectation(kind, column, "expect_column_values_to_not_be_null")
+        for column in spec.times:
+            expectation(kind, f"{column}__parses", "expect_column_values_to_be_in_set")
+            expectation(kind, f"{column}__parsed", "expect_column_values_to_be_between")
+
+
+def test_iso6346_check_digit():
+    assert container_number_is_valid("CSQU3054383")  # the standard's own example
+    assert not container_number_is_valid("CSQU3054384")
+    assert not container_number_is_valid("CSQ3054383")
+
+
+@pytest.mark.parametrize("keyed", ["COSU 6234567890", "cosu6234567890", " COSU-6234567890 ", "cosu\u30006234567890",
+                                   "COSU\u00a06234567890", "COSU\uff0d6234567890"])
+def test_bill_numbers_normalise_the_same_in_python_and_sql(keyed):
+    con = duckdb.connect()
+    con.execute((TRANSFORMS_DIR / "macros.sql").read_text(encoding="utf-8"))
+    [(in_sql,)] = con.execute("SELECT normalise_bill_no(?)", [keyed]).fetchall()
+    assert in_sql == normalise_bill_no(keyed) == "COSU6234567890"
