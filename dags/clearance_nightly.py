@@ -37,8 +37,12 @@ notify_operators = SmtpNotifier(
 def clearance_nightly():
     @task
     def business_date(**context) -> str:
-        """The Beijing business date this run processes (not Airflow's UTC `ds`)."""
-        return pipeline.business_date_for(context["logical_date"])
+        """The Beijing business date this run processes (not Airflow's UTC `ds`).
+
+        A run triggered by hand may have no logical date in Airflow 3: it is then the day before
+        the run's own time (`run_after`), as for a scheduled run.
+        """
+        return pipeline.business_date_for(context.get("logical_date") or context["dag_run"].run_after)
 
     @task.sensor(poke_interval=timedelta(minutes=5), timeout=timedelta(hours=10), mode="reschedule")
     def wait_for_delivery(day: str) -> bool:
