@@ -59,20 +59,25 @@ def test_business_date_is_the_previous_beijing_day(logical_date, expected):
     assert business_date_for(logical_date) == expected
 
 
-def test_nightly_dag_run_under_airflow_publishes_the_warehouse(tmp_path):
-    inbox, warehouse = tmp_path / "inbox", tmp_path / "warehouse" / "clearance.duckdb"
-    folders = simulate(inbox, "2026-11-18", 2, scale=0.02, seed=7)
-    port = free_port()
-    sink, mail = start_mailsink(tmp_path / "mail", port)
-    env = {
+def airflow_env(tmp_path, inbox, warehouse, smtp_port) -> dict:
+    """A local Airflow home (SQLite) of the test's own, and the pipeline's locations."""
+    return {
         **os.environ,
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_DIR / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "CLEARANCE_INBOX": str(inbox),
         "CLEARANCE_WAREHOUSE": str(warehouse),
-        "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection(port),
+        "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection(smtp_port),
     }
+
+
+def test_nightly_dag_run_under_airflow_publishes_the_warehouse(tmp_path):
+    inbox, warehouse = tmp_path / "inbox", tmp_path / "warehouse" / "clearance.duckdb"
+    folders = simulate(inbox, "2026-11-18", 2, scale=0.02, seed=7)
+    port = free_port()
+    sink, mail = start_mailsink(tmp_path / "mail", port)
+    env = airflow_env(tmp_path, inbox, warehouse, port)
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
     try:
         run = subprocess.run([sys.executable, "-m", "clearance.run_dates", "2026-11-18", "2026-11-19"],
@@ -117,16 +122,8 @@ def test_operators_are_mailed_when_a_task_fails(tmp_path):
     simulate(inbox, "2026-11-18", 1, scale=0.02, seed=7, breaks=[("2026-11-18", "cargo_event", "checksum")])
     port = free_port()
     sink, mail = start_mailsink(tmp_path / "mail", port)
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_DIR / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "CLEARANCE_INBOX": str(inbox),
-        "CLEARANCE_WAREHOUSE": str(tmp_path / "warehouse" / "clearance.duckdb"),
-        "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection(port),
-        "CLEARANCE_OPERATOR_EMAILS": "night-duty@customs.example",
-    }
+    env = {**airflow_env(tmp_path, inbox, tmp_path / "warehouse" / "clearance.duckdb", port),
+           "CLEARANCE_OPERATOR_EMAILS": "night-duty@customs.example"}
     try:
         subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
         run = subprocess.run([sys.executable, "-m", "clearance.run_dates", "2026-11-18"],
