@@ -123,6 +123,10 @@ QUERIES = {
             UNION ALL SELECT export_date, event_time::DATE FROM land_cargo_event)
         SELECT export_date, count(*) FILTER (WHERE event_date < export_date) AS late_rows, count(*) AS rows_loaded
         FROM event_dates GROUP BY export_date ORDER BY export_date""",
+    "validation": """
+        SELECT export_date, count(*) AS files, count(*) FILTER (WHERE rows_quarantined > 0) AS files_with_failing_rows,
+               sum(rows_quarantined) AS rows_failing
+        FROM file_accounting GROUP BY export_date ORDER BY export_date DESC LIMIT 7""",
     "findings": """SELECT finding, count(*) AS findings FROM mart_data_quality_findings GROUP BY finding ORDER BY 1""",
     "ports": """SELECT port_code AS code, port_name_zh AS zh, port_name AS en FROM ref_ports ORDER BY port_code""",
     "offices": """SELECT office_code AS code, office_name_zh AS zh, office_name AS en FROM ref_customs_offices""",

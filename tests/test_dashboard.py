@@ -94,6 +94,9 @@ def test_figures_shown_equal_the_warehouse(page, published):
 
     stalled = query(warehouse, "SELECT count(*) FROM mart_stalled_shipments")[0][0]
     assert page.locator("#table-stalled tbody tr").count() == min(stalled, 500)
+    [latest] = query(warehouse, "SELECT export_date::VARCHAR, count(*), count(*) FILTER (WHERE rows_quarantined > 0), "
+                                "sum(rows_quarantined) FROM file_accounting GROUP BY ALL ORDER BY 1 DESC LIMIT 1")
+    assert page.inner_text("#table-validation tr:nth-child(2)").split("\t") == [str(v) for v in latest]
     quarantined = dict(query(warehouse, "SELECT reason_code, count(*) FROM quarantine GROUP BY ALL"))
     shown = dict(r.split("\t") for r in page.inner_text("#table-quarantine").splitlines())
     assert {k: int(v) for k, v in shown.items()} == quarantined
