@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import time
 from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -52,8 +53,13 @@ _LOCAL_STYLE = (
 )
 
 
-def strip_external_assets(docs_dir: Path) -> None:
-    for page in [*docs_dir.rglob("*.html"), *docs_dir.rglob("*.css")]:
+def written_since(folder: Path, since: float) -> list[Path]:
+    """The files and folders GX wrote or changed in this run: earlier runs' pages are already done."""
+    return [p for p in [folder, *folder.rglob("*")] if p.stat().st_mtime >= since]
+
+
+def strip_external_assets(pages: list[Path]) -> None:
+    for page in (p for p in pages if p.suffix in (".html", ".css") and p.is_file()):
         text = page.read_text(encoding="utf-8")
         cleaned = _EXTERNAL_CSS_URL.sub("none", _EXTERNAL_TAG.sub("", text))
         if page.suffix == ".html" and _LOCAL_STYLE not in cleaned:
@@ -97,9 +103,9 @@ def write_index(docs_dir: Path, gx_root: Path) -> None:
     )
 
 
-def make_world_readable(folder: Path) -> None:
+def make_world_readable(paths: list[Path]) -> None:
     """Analysts read; only the pipeline's user writes."""
-    for path in [folder, *folder.rglob("*")]:
+    for path in paths:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
 
 
@@ -117,6 +123,7 @@ class DeliveryValidator:
 
         self._gx = gx
         self.docs_dir, self.gx_root = docs_dir, gx_root
+        self.started = time.time() - 1  # file times may be rounded to the second
         self.context = gx.get_context(mode="file", project_root_dir=str(gx_root))
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         sites = self.context.get_config().data_docs_sites or {}
@@ -216,9 +223,11 @@ class DeliveryValidator:
         )
 
     def publish_docs(self) -> None:
-        strip_external_assets(self.docs_dir)
+        if not self.docs_dir.exists():
+            return
+        strip_external_assets(written_since(self.docs_dir, self.started))
         write_index(self.docs_dir, self.gx_root)
-        make_world_readable(self.docs_dir)
+        make_world_readable(written_since(self.docs_dir, self.started))
 
 
 def validate_delivery(reports: list[dict], export_date: str, gx_root: Path, docs_dir: Path) -> list[dict]:
