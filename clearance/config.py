@@ -19,6 +19,7 @@ class Settings:
     max_quarantine_share: float  # a file with more quarantined rows than this fails the run
     keep_versions: int  # published warehouse files kept in versions/ besides the live one
     dashboard: Path  # the nightly dashboard, one self-contained HTML file
+    memory_limit: str  # DuckDB's memory limit for the pipeline's work (it spills to disk beyond it)
 
     @property
     def warehouse_dir(self) -> Path:
@@ -30,6 +31,16 @@ class Settings:
         return self.warehouse_dir / "_build"
 
     @property
+    def state_db(self) -> Path:
+        """The pipeline's own DuckDB file: loaded rows, alert state, every model. Only the pipeline opens it."""
+        return self.warehouse_dir / "_state" / f"{self.warehouse.stem}_state.duckdb"
+
+    @property
+    def partitions_dir(self) -> Path:
+        """Monthly Parquet files behind the published warehouse's big tables (never rewritten)."""
+        return self.warehouse_dir / "partitions"
+
+    @property
     def versions_dir(self) -> Path:
         return self.warehouse_dir / "versions"
 
@@ -39,9 +50,9 @@ class Settings:
         return self.warehouse_dir / "parquet"
 
     @property
-    def event_log(self) -> Path:
-        """The clearance event log as XES, for process-mining tools."""
-        return self.warehouse_dir / "clearance_events.xes.gz"
+    def event_log_dir(self) -> Path:
+        """The clearance event log as XES, one file per month of declaration, for process-mining tools."""
+        return self.warehouse_dir / "event_log"
 
     @property
     def gx_root(self) -> Path:
@@ -61,4 +72,5 @@ def settings() -> Settings:
         max_quarantine_share=float(os.environ.get("CLEARANCE_MAX_QUARANTINE_SHARE", "0.01")),
         keep_versions=int(os.environ.get("CLEARANCE_KEEP_VERSIONS", "5")),
         dashboard=Path(os.environ.get("CLEARANCE_DASHBOARD", PROJECT_DIR / "dashboards" / "clearance_dashboard.html")).resolve(),
+        memory_limit=os.environ.get("CLEARANCE_DUCKDB_MEMORY_LIMIT", "3GB"),
     )

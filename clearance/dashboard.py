@@ -116,13 +116,7 @@ QUERIES = {
     "quarantine_reasons": """
         SELECT reason_code, count(*) AS rows_quarantined FROM quarantine GROUP BY reason_code ORDER BY 2 DESC, 1""",
     "late_rows": """
-        WITH event_dates AS (
-            SELECT export_date, d_date::DATE AS event_date FROM land_dec_head
-            UNION ALL SELECT export_date, notice_date::DATE FROM land_dec_result
-            UNION ALL SELECT export_date, event_time::DATE FROM land_vessel_event
-            UNION ALL SELECT export_date, event_time::DATE FROM land_cargo_event)
-        SELECT export_date, count(*) FILTER (WHERE event_date < export_date) AS late_rows, count(*) AS rows_loaded
-        FROM event_dates GROUP BY export_date ORDER BY export_date""",
+        SELECT export_date, late_rows, rows_loaded FROM mart_delivery_timeliness ORDER BY export_date""",
     "validation": """
         SELECT export_date, count(*) AS files, count(*) FILTER (WHERE rows_quarantined > 0) AS files_with_failing_rows,
                sum(rows_quarantined) AS rows_failing

@@ -44,19 +44,20 @@ def validate(reports: list[dict], business_date: str) -> list[dict]:
 
 
 def build(reports: list[dict], business_date: str) -> str:
+    """Load the night into the state file and update the models; returns the build id."""
     from clearance.warehouse import build_warehouse
 
     return build_warehouse(settings(), reports, business_date)
 
 
-def send_alerts(built: str, business_date: str) -> dict:
-    """Stalled-shipment digests from the build, with the alert state recorded in it before publishing."""
-    import duckdb
-
+def send_alerts(build_id: str, business_date: str) -> dict:
+    """Stalled-shipment digests from the night's build, the alert state recorded in the state file."""
     from clearance.alerts import send_digests
+    from clearance.warehouse import check_build, connect_state
 
-    con = duckdb.connect(built)
+    con = connect_state(settings())
     try:
+        check_build(con, build_id, business_date)
         outcome = send_digests(con, business_date)
         con.execute("CHECKPOINT")
     finally:
@@ -64,10 +65,10 @@ def send_alerts(built: str, business_date: str) -> dict:
     return outcome
 
 
-def publish(built: str, business_date: str) -> str:
-    from clearance.warehouse import publish as publish_file
+def publish(build_id: str, business_date: str) -> str:
+    from clearance.publish import publish as publish_warehouse
 
-    published = publish_file(settings(), built, business_date)
+    published = publish_warehouse(settings(), build_id, business_date)
     shutil.rmtree(run_work_dir(business_date), ignore_errors=True)
     return str(published)
 
@@ -84,16 +85,16 @@ def export_for_analysts(business_date: str) -> dict:
     from clearance.exports import export_for_analysts as export
 
     s = settings()
-    return export(s.warehouse, s.parquet_dir, s.event_log, business_date)
+    return export(s.warehouse, s.parquet_dir, s.event_log_dir, business_date)
 
 
 def run_business_date(business_date: str) -> str:
     """The whole night without Airflow: for tests of the steps and for benchmarks."""
     date.fromisoformat(business_date)
     reports = validate(ingest(business_date), business_date)
-    built = build(reports, business_date)
-    send_alerts(built, business_date)
-    published = publish(built, business_date)
+    build_id = build(reports, business_date)
+    send_alerts(build_id, business_date)
+    published = publish(build_id, business_date)
     build_dashboard()
     export_for_analysts(business_date)
     return published

@@ -1,20 +1,30 @@
-"""Build the next warehouse file beside the live one, load a delivery into it, run the SQL models,
-and publish it with one atomic rename.
+"""The pipeline's state file: loading a delivery and running the SQL models, night by night.
 
-Analysts hold the published file open read-only; DuckDB's file lock would make a writer fail, and
-a writer would block every reader. So the live file is never written: each run copies it to a
-private build file, works there, and `os.replace`s the result over the live path. Readers that
-already opened the old file keep reading it; new readers see the new one whole.
+Everything the pipeline keeps (loaded rows, quarantine, accounting, alert state, staging, core and
+mart tables) lives in one private DuckDB file, `_state/<warehouse>_state.duckdb`, which only the
+pipeline opens. A night loads its delivery and updates the models in one transaction: a run that
+fails or is killed leaves the state as it was. Analysts never open this file: they read the
+published warehouse (clearance.publish), so no reader ever holds a lock the night needs.
+
+The models are incremental, so a night costs what the night brings, not what the year holds:
+- staging tables are rebuilt for the export dates loaded (`-- incremental: export_date`);
+- the keys those rows touch (declarations, bills, vessel calls) are collected before and after,
+  and every core table is recomputed for those keys only (`-- incremental: entry_id`, ...);
+  a declaration is touched when its bill or its vessel call is;
+- the statistics are restated for the periods the touched shipments were, or now are, released in;
+- work in progress and the stalled list are measured at the run's cut-off: rebuilt every run.
+A full refresh runs the same SQL over every export date; it happens on the first run, when a
+model or a reference file changes, and on request (`python -m clearance.rebuild`).
 """
 
 from __future__ import annotations
 
 import graphlib
-import json
+import hashlib
 import logging
-import os
 import re
-import shutil
+import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -29,36 +39,68 @@ log = logging.getLogger(__name__)
 
 MODEL_LAYERS = ("reference", "staging", "core", "marts")
 
+# How an incremental model is keyed: the table of keys touched this run, and its columns.
+INCREMENTAL_KEYS = {
+    "export_date": ("affected_export_dates", ("export_date",)),
+    "entry_id": ("affected_entries", ("entry_id",)),
+    "bill_no": ("affected_bills", ("bill_no",)),
+    "vessel_call": ("affected_calls", ("vessel_id", "voyage_no", "port_code")),
+    "period": ("affected_periods", ("grain", "period_start")),
+}
+
+# Tables the published warehouse serves from Parquet, one file per month (clearance.publish): the
+# month expression, and the order rows are written in (a shipment's rows are next to each other).
+PARTITIONED_TABLES = {
+    "core_shipments": ("declaration_month", "entry_id"),
+    "core_clearance_events": ("declaration_month", "entry_id, event_at, event_code, container_no"),
+    "mart_clearance_statistics": (
+        "date_trunc('month', period_start)::DATE",
+        "grain, period_start, direction, dimension, dimension_value, segment",
+    ),
+}
+
 
 class AccountingError(Exception):
     """Rows were lost or counted twice, or a file has too many bad rows: the run must stop."""
 
 
-def build_path(settings: Settings, business_date: str) -> Path:
-    return settings.work_dir / f"{settings.warehouse.stem}-{business_date}.building.duckdb"
+class StateInUseError(RuntimeError):
+    """Another run (or a person) holds the state file."""
 
 
-def live_identity(path: Path) -> list | None:
-    """Which file the live path is: a publish replaces it with another inode."""
+def connect_state(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """The pipeline's state file; fails with a clear message while another run holds it."""
+    settings.state_db.parent.mkdir(parents=True, exist_ok=True)
+    # no table relies on the order rows were written in: writing in parallel is faster and lighter
+    config = {"memory_limit": settings.memory_limit, "preserve_insertion_order": False}
     try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return [st.st_ino, st.st_mtime_ns, st.st_size]
+        return duckdb.connect(str(settings.state_db), read_only=read_only, config=config)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise StateInUseError(
+                f"{settings.state_db} is in use by another run of the pipeline (two runs at once, say "
+                f"`make run` beside the scheduler); nothing was changed, run again when it is done: {exc}"
+            ) from exc
+        raise
 
 
-def start_build(settings: Settings, business_date: str) -> Path:
-    """A private copy of the live warehouse (or a new file) for this run to write."""
-    settings.work_dir.mkdir(parents=True, exist_ok=True)
-    target = build_path(settings, business_date)
-    for leftover in (target, target.with_name(target.name + ".wal")):
-        leftover.unlink(missing_ok=True)  # from a run that was killed
-    base = live_identity(settings.warehouse)
-    if base is not None:
-        shutil.copyfile(settings.warehouse, target)
-    # what the build started from: publishing checks nobody published in between
-    target.with_name(target.name + ".base.json").write_text(json.dumps(base))
-    return target
+@dataclass(frozen=True)
+class Model:
+    name: str
+    path: Path
+    key: str | None  # None: rebuilt every run
+    select: str
+    statements: tuple[str, ...]  # comments on the table and its columns
+
+    @classmethod
+    def read(cls, path: Path) -> Model:
+        sql = path.read_text(encoding="utf-8")
+        match = re.search(r"^-- incremental: (\w+)\s*$", sql, re.MULTILINE)
+        key = match[1] if match else None
+        if key is not None and key not in INCREMENTAL_KEYS:
+            raise ValueError(f"{path}: unknown incremental key {key!r}; one of {', '.join(INCREMENTAL_KEYS)}")
+        statements = [s.query.strip().rstrip(";") for s in duckdb.extract_statements(sql)]
+        return cls(path.stem, path, key, statements[0], tuple(statements[1:]))
 
 
 def model_files() -> list[Path]:
@@ -83,8 +125,8 @@ def run_sql_file(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     run_sql_file(con, TRANSFORMS_DIR / "macros.sql")
-    run_sql_file(con, TRANSFORMS_DIR / "landing" / "landing_tables.sql")
-    run_sql_file(con, TRANSFORMS_DIR / "state" / "alert_state.sql")
+    for path in sorted((TRANSFORMS_DIR / "landing").glob("*.sql")) + sorted((TRANSFORMS_DIR / "state").glob("*.sql")):
+        run_sql_file(con, path)
 
 
 def _land_frame(kind: str, frame: pl.DataFrame, export_date: str, source_file: str) -> pl.DataFrame:
@@ -127,11 +169,10 @@ def load_delivery(con: duckdb.DuckDBPyConnection, reports: list[dict], export_da
         valid = frame.filter(pl.col(REASON_CODE).is_null())
         first_copies = valid.filter(~pl.col(DUPLICATE_IN_DELIVERY))
         land = _land_frame(kind, first_copies, export_date, name)
-        new_rows = con.sql(
-            f"SELECT * FROM land AS candidate WHERE NOT EXISTS "
+        [(loaded,)] = con.execute(
+            f"INSERT INTO land_{kind} BY NAME SELECT * FROM land AS candidate WHERE NOT EXISTS "
             f"(SELECT 1 FROM land_{kind} AS known WHERE known.row_hash = candidate.row_hash)"
-        ).pl()
-        con.execute(f"INSERT INTO land_{kind} BY NAME SELECT * FROM new_rows")
+        ).fetchall()
         bad = frame.filter(pl.col(REASON_CODE).is_not_null()).select(
             pl.lit(day).alias("export_date"),
             pl.lit(name).alias("source_file"),
@@ -142,25 +183,26 @@ def load_delivery(con: duckdb.DuckDBPyConnection, reports: list[dict], export_da
             pl.col(REASON_MESSAGE).alias("reason_message"),
             pl.when(pl.col(REASON_CODE) != "wrong_field_count").then(pl.col(ROW_HASH)).alias("row_hash"),
         )
-        con.execute(
-            "INSERT INTO quarantine BY NAME SELECT * FROM bad WHERE NOT EXISTS (SELECT 1 FROM quarantine AS q "
-            "WHERE q.export_date = bad.export_date AND q.source_file = bad.source_file AND q.line_no = bad.line_no "
-            "AND q.raw_line = bad.raw_line)"
-        )
-        [(kept,)] = con.execute(
-            "SELECT count(*) FROM bad SEMI JOIN quarantine AS q USING (export_date, source_file, line_no, raw_line)"
-        ).fetchall()
-        if kept != bad.height:
-            raise AccountingError(f"{name}: {bad.height} rows quarantined but {kept} found in the quarantine table")
+        if bad.height:
+            con.execute(
+                "INSERT INTO quarantine BY NAME SELECT * FROM bad WHERE NOT EXISTS (SELECT 1 FROM quarantine AS q "
+                "WHERE q.export_date = bad.export_date AND q.source_file = bad.source_file AND q.line_no = bad.line_no "
+                "AND q.raw_line = bad.raw_line)"
+            )
+            [(kept,)] = con.execute(
+                "SELECT count(*) FROM bad SEMI JOIN quarantine AS q USING (export_date, source_file, line_no, raw_line)"
+            ).fetchall()
+            if kept != bad.height:
+                raise AccountingError(f"{name}: {bad.height} rows quarantined but {kept} found in the quarantine table")
         row = {
             "export_date": day,
             "source_file": name,
             "file_kind": kind,
             "rows_in_manifest": report["rows_in_manifest"],
             "rows_read": report["rows_read"],
-            "rows_loaded": new_rows.height,
+            "rows_loaded": loaded,
             # second copies within the delivery, and rows loaded before from another delivery
-            "rows_duplicate": (valid.height - first_copies.height) + (first_copies.height - new_rows.height),
+            "rows_duplicate": (valid.height - first_copies.height) + (first_copies.height - loaded),
             "rows_quarantined": bad.height,
             "extra_columns": report["extra_columns"],
         }
@@ -193,62 +235,217 @@ def check_accounting(con: duckdb.DuckDBPyConnection, export_date: str, max_quara
     if too_bad:
         raise AccountingError("; ".join(
             f"{f}: {q} of {r} rows quarantined, more than the allowed {max_quarantine_share:.1%} "
-            "(see the quarantine table of the build file)"
+            "(see the quarantine table)"
             for f, q, r in too_bad
         ))
 
 
-def run_models(con: duckdb.DuckDBPyConnection, business_date: str) -> None:
-    """Rebuild every reference, staging, core and mart table for the business date's cut-off."""
+def models_fingerprint() -> str:
+    """Changes whenever a model, a DDL file or a reference file changes: then the next run is a full refresh."""
+    digest = hashlib.sha256()
+    for path in sorted(TRANSFORMS_DIR.rglob("*.sql")) + sorted(Path(SEEDS_DIR).glob("*.csv")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    [(n,)] = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND table_name = ?", [name]).fetchall()
+    return n > 0
+
+
+# Models pick the rows of the touched keys with exactly this clause; in a full refresh every key is
+# touched, so the clause is left out (a join with every key costs time and changes nothing).
+AFFECTED_FILTER = re.compile(r"\s*SEMI JOIN affected_\w+ USING \([\w, ]+\)")
+
+
+def run_model(con: duckdb.DuckDBPyConnection, model: Model, full_refresh: bool) -> None:
+    try:
+        if full_refresh or model.key is None or not _table_exists(con, model.name):
+            select = AFFECTED_FILTER.sub("", model.select) if full_refresh else model.select
+            if full_refresh and "affected_" in select:
+                raise RuntimeError("rows of touched keys must be picked with `SEMI JOIN affected_<keys> USING (...)`")
+            con.execute(f"CREATE OR REPLACE TABLE {model.name} AS {select}")
+            for statement in model.statements:
+                con.execute(statement)
+        else:
+            keys, columns = INCREMENTAL_KEYS[model.key]
+            match = " AND ".join(f"{model.name}.{c} IS NOT DISTINCT FROM k.{c}" for c in columns)
+            con.execute(f"DELETE FROM {model.name} USING {keys} AS k WHERE {match}")
+            con.execute(f"INSERT INTO {model.name} BY NAME {model.select}")
+    except duckdb.Error as exc:
+        raise RuntimeError(f"{model.path.relative_to(TRANSFORMS_DIR.parent)}: {exc}") from exc
+
+
+# Keys touched by the staging rows of the export dates being (re)loaded, before and after.
+COLLECT_CHANGED_KEYS = """
+INSERT INTO changed_entries
+    SELECT entry_id FROM stg_declaration_versions SEMI JOIN affected_export_dates USING (export_date)
+    UNION ALL SELECT entry_id FROM stg_declaration_receipts SEMI JOIN affected_export_dates USING (export_date);
+INSERT INTO changed_bills
+    SELECT bill_no FROM stg_cargo_events SEMI JOIN affected_export_dates USING (export_date) WHERE bill_no IS NOT NULL
+    UNION ALL SELECT bill_no FROM stg_manifest_versions SEMI JOIN affected_export_dates USING (export_date)
+    WHERE bill_no IS NOT NULL;
+INSERT INTO changed_calls
+    SELECT vessel_id, voyage_no, port_code FROM stg_vessel_events SEMI JOIN affected_export_dates USING (export_date);
+"""
+
+# The shipments touched: their own rows changed, or those of their bill or vessel call. Their
+# bill and call are those before this run's change; a declaration whose bill or call changed has
+# new header rows, so it is touched itself.
+AFFECTED_KEYS = """
+CREATE OR REPLACE TEMP TABLE affected_bills AS SELECT DISTINCT bill_no FROM changed_bills;
+CREATE OR REPLACE TEMP TABLE affected_calls AS SELECT DISTINCT vessel_id, voyage_no, port_code FROM changed_calls;
+CREATE OR REPLACE TEMP TABLE affected_entries AS
+    SELECT entry_id FROM changed_entries
+    UNION SELECT d.entry_id FROM {declarations} AS d SEMI JOIN affected_bills USING (bill_no)
+    UNION SELECT d.entry_id FROM {declarations} AS d SEMI JOIN affected_calls USING (vessel_id, voyage_no, port_code);
+"""
+
+# Release dates and declaration months of the touched shipments (before and after the change):
+# the statistics periods to restate and the published months to rewrite.
+COLLECT_SHIPMENT_PERIODS = """
+INSERT INTO affected_shipment_periods
+    SELECT release_date, declaration_month FROM core_shipments SEMI JOIN affected_entries USING (entry_id);
+"""
+
+AFFECTED_PERIODS = """
+CREATE OR REPLACE TEMP TABLE affected_periods AS
+WITH release_days AS (
+    SELECT DISTINCT release_date FROM affected_shipment_periods WHERE release_date IS NOT NULL
+)
+SELECT DISTINCT grain, period_start, period_end FROM (
+    SELECT 'day' AS grain, release_date AS period_start, release_date AS period_end FROM release_days
+    UNION ALL SELECT 'week', date_trunc('week', release_date)::DATE, date_trunc('week', release_date)::DATE + 6
+    FROM release_days
+    UNION ALL SELECT 'month', date_trunc('month', release_date)::DATE, last_day(release_date) FROM release_days
+);
+CREATE OR REPLACE TEMP TABLE affected_release_days AS
+SELECT DISTINCT unnest(generate_series(period_start, period_end, INTERVAL 1 DAY))::DATE AS release_date
+FROM affected_periods;
+"""
+
+
+def run_models(con: duckdb.DuckDBPyConnection, business_date: str, export_dates: list[str] | None = None,
+               full_refresh: bool = False) -> dict:
+    """Bring every model up to date with the export dates just (re)loaded, for the business date's cut-off.
+
+    Without export dates, or when the models or reference data changed since the last run, every
+    table is rebuilt from all loaded rows. Returns what was done, for the log and the benchmark.
+    """
     ensure_schema(con)
+    fingerprint = models_fingerprint()
+    stored = con.execute("SELECT fingerprint FROM model_fingerprint").fetchall()
+    models = [Model.read(p) for p in model_files()]
+    full_refresh = (
+        full_refresh or export_dates is None or stored != [(fingerprint,)]
+        or not all(_table_exists(con, m.name) for m in models)
+    )
+    build_id = uuid.uuid4().hex
     cutoff = datetime.combine(date.fromisoformat(business_date) + timedelta(days=1), datetime.min.time())
-    con.execute("CREATE OR REPLACE TABLE run_context AS SELECT ?::DATE AS business_date, ?::TIMESTAMP AS cutoff_at",
-                [business_date, cutoff])
+    con.execute("CREATE OR REPLACE TABLE run_context AS SELECT ?::DATE AS business_date, ?::TIMESTAMP AS cutoff_at, "
+                "?::VARCHAR AS build_id, ?::BOOLEAN AS was_full_refresh",
+                [business_date, cutoff, build_id, full_refresh])
     con.execute("COMMENT ON TABLE run_context IS 'The business date the warehouse was last built for'")
     con.execute("COMMENT ON COLUMN run_context.business_date IS 'Business date (Beijing) of the latest run'")
     con.execute("COMMENT ON COLUMN run_context.cutoff_at IS 'Cut-off: end of the business date, Beijing time'")
+    con.execute("COMMENT ON COLUMN run_context.build_id IS 'Identifies the run that built it: publishing checks it'")
+    con.execute("COMMENT ON COLUMN run_context.was_full_refresh IS 'Every table was rebuilt from all loaded rows'")
     con.execute("SET VARIABLE seeds_dir = ?", [str(SEEDS_DIR)])
-    for path in model_files():
-        log.info("model %s/%s", path.parent.name, path.stem)
-        run_sql_file(con, path)
+
+    con.execute("CREATE OR REPLACE TEMP TABLE affected_export_dates (export_date DATE)")
+    if full_refresh:
+        con.execute("INSERT INTO affected_export_dates " + " UNION ".join(
+            f"SELECT DISTINCT export_date FROM land_{kind}" for kind in KINDS))
+    else:
+        con.execute("INSERT INTO affected_export_dates SELECT DISTINCT unnest(?::DATE[])", [export_dates])
+    con.execute("CREATE OR REPLACE TEMP TABLE changed_entries (entry_id VARCHAR)")
+    con.execute("CREATE OR REPLACE TEMP TABLE changed_bills (bill_no VARCHAR)")
+    con.execute("CREATE OR REPLACE TEMP TABLE changed_calls (vessel_id VARCHAR, voyage_no VARCHAR, port_code VARCHAR)")
+    con.execute("CREATE OR REPLACE TEMP TABLE affected_shipment_periods (release_date DATE, declaration_month DATE)")
+
+    layer = {m.name: m.path.parent.name for m in models}
+    if not full_refresh:
+        con.execute(COLLECT_CHANGED_KEYS)  # rows about to be replaced
+    for model in (m for m in models if layer[m.name] in ("reference", "staging")):
+        run_model(con, model, full_refresh)
+    con.execute(COLLECT_CHANGED_KEYS)  # rows as now loaded
+    if full_refresh:
+        con.execute(AFFECTED_KEYS.format(declarations="(SELECT NULL::VARCHAR AS entry_id, NULL::VARCHAR AS bill_no, "
+                                         "NULL::VARCHAR AS vessel_id, NULL::VARCHAR AS voyage_no, "
+                                         "NULL::VARCHAR AS port_code WHERE false)"))
+    else:
+        con.execute(AFFECTED_KEYS.format(declarations="core_declarations"))
+        con.execute(COLLECT_SHIPMENT_PERIODS)
+    for model in (m for m in models if layer[m.name] == "core"):
+        run_model(con, model, full_refresh)
+    con.execute(COLLECT_SHIPMENT_PERIODS)
+    con.execute(AFFECTED_PERIODS)
+    for model in (m for m in models if layer[m.name] == "marts"):
+        run_model(con, model, full_refresh)
+
+    # months of the published Parquet files to rewrite (all of them after a full refresh)
+    for table, (month, _order) in PARTITIONED_TABLES.items():
+        if full_refresh:
+            source = f"SELECT DISTINCT {month} FROM {table} UNION SELECT partition_month FROM published_partitions " \
+                     f"WHERE table_name = '{table}'"
+        elif table == "mart_clearance_statistics":
+            source = "SELECT DISTINCT date_trunc('month', period_start)::DATE FROM affected_periods"
+        else:
+            source = "SELECT DISTINCT declaration_month FROM affected_shipment_periods WHERE declaration_month IS NOT NULL"
+        con.execute(f"INSERT INTO dirty_partitions SELECT '{table}', m FROM ({source}) AS t(m) "
+                    f"EXCEPT SELECT table_name, partition_month FROM dirty_partitions")
+    con.execute("DELETE FROM model_fingerprint")
+    con.execute("INSERT INTO model_fingerprint VALUES (?, now())", [fingerprint])
+    [(entries, bills, calls, periods)] = con.execute(
+        "SELECT (SELECT count(*) FROM affected_entries), (SELECT count(*) FROM affected_bills), "
+        "(SELECT count(*) FROM affected_calls), (SELECT count(*) FROM affected_periods)").fetchall()
+    outcome = {"build_id": build_id, "full_refresh": full_refresh, "affected_entries": entries,
+               "affected_bills": bills, "affected_calls": calls, "affected_periods": periods}
+    log.info("models %s: %s", "rebuilt in full" if full_refresh else "updated", outcome)
+    return outcome
 
 
 def build_warehouse(settings: Settings, reports: list[dict], business_date: str) -> str:
-    """Copy the live warehouse, load the night's delivery, rebuild the models. Returns the build path."""
-    target = start_build(settings, business_date)
-    con = duckdb.connect(str(target))
+    """Load the night's delivery and bring the models up to date, in one transaction. Returns the build id."""
+    con = connect_state(settings)
     try:
+        con.execute("BEGIN TRANSACTION")
         load_delivery(con, reports, business_date, settings.max_quarantine_share)
-        run_models(con, business_date)
+        outcome = run_models(con, business_date, [business_date])
+        con.execute("COMMIT")
         con.execute("CHECKPOINT")
     finally:
         con.close()
-    return str(target)
+    return outcome["build_id"]
 
 
-def publish(settings: Settings, built: Path, business_date: str) -> Path:
-    """Make the build the live warehouse in one atomic step; readers never see half of it.
+def rebuild(settings: Settings, business_date: str | None = None) -> dict:
+    """Full refresh: every staging, core and mart table rebuilt from all loaded rows."""
+    con = connect_state(settings)
+    try:
+        if business_date is None:
+            rows = con.execute("SELECT business_date::VARCHAR FROM run_context").fetchall() \
+                if _table_exists(con, "run_context") else []
+            if not rows:
+                raise RuntimeError(f"{settings.state_db}: nothing loaded yet; run a night first")
+            business_date = rows[0][0]
+        con.execute("BEGIN TRANSACTION")
+        outcome = run_models(con, business_date, full_refresh=True)
+        con.execute("COMMIT")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return outcome
 
-    The published file is also linked into versions/ (a hard link: no copy, and the file is never
-    written again), and only the newest `keep_versions` of those are kept.
-    """
-    built = Path(built)
-    if built.with_name(built.name + ".wal").exists():
-        raise RuntimeError(f"{built}: write-ahead log left over; the build was not closed cleanly")
-    base_file = built.with_name(built.name + ".base.json")
-    if json.loads(base_file.read_text()) != live_identity(settings.warehouse):
-        # two runs at once (say `make run` beside the scheduler): the later publish would drop the
-        # other's night, so it refuses; rerun this date
-        raise RuntimeError(f"{settings.warehouse} was published by another run after this run copied it; "
-                           f"nothing published, rerun business date {business_date}")
-    base_file.unlink()
-    os.chmod(built, 0o444)  # published files are never written again: everyone reads, nobody writes
-    settings.versions_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
-    os.link(built, settings.versions_dir / f"{settings.warehouse.stem}.{business_date}.{stamp}.duckdb")
-    os.replace(built, settings.warehouse)
-    versions = sorted(settings.versions_dir.glob(f"{settings.warehouse.stem}.*.duckdb"), key=lambda p: p.stat().st_mtime_ns)
-    for old in versions[: max(len(versions) - settings.keep_versions, 0)]:
-        old.unlink()
-    log.info("published %s (business date %s)", settings.warehouse, business_date)
-    return settings.warehouse
+
+def check_build(con: duckdb.DuckDBPyConnection, build_id: str, business_date: str) -> None:
+    """The state is still what this run built: no other run rebuilt it in between."""
+    rows = con.execute("SELECT build_id, business_date::VARCHAR FROM run_context").fetchall()
+    if rows != [(build_id, business_date)]:
+        built_for = rows[0][1] if rows else "nothing"
+        raise RuntimeError(
+            f"the state was rebuilt by another run (business date {built_for}) after this run built it; "
+            f"nothing published for {business_date}, rerun business date {business_date}"
+        )

@@ -28,7 +28,7 @@ notify_operators = SmtpNotifier(
     schedule=CronTriggerTimetable("0 2 * * *", timezone="Asia/Shanghai"),
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
     catchup=False,
-    # Each run builds on the warehouse the previous one published: never two at once.
+    # Each run builds on the state the previous one left: never two at once.
     max_active_runs=1,
     default_args={"retries": 0, "on_failure_callback": notify_operators},
     tags=["customs", "clearance"],
@@ -61,22 +61,22 @@ def clearance_nightly():
 
     @task
     def build_warehouse(reports: list[dict], day: str) -> str:
-        """Load into a copy of the warehouse, account for every row, run the SQL in transforms/."""
+        """Load into the state file, account for every row, update the SQL models of transforms/."""
         return pipeline.build(reports, day)
 
     @task
-    def send_stall_alerts(built: str, day: str) -> str:
-        """One digest per office of newly stalled and escalated shipments; alert state kept in the build.
+    def send_stall_alerts(build_id: str, day: str) -> str:
+        """One digest per office of newly stalled and escalated shipments; alert state kept in the state file.
 
         An SMTP outage does not fail the task: the digests are recorded unsent and go out next run.
         """
-        pipeline.send_alerts(built, day)
-        return built
+        pipeline.send_alerts(build_id, day)
+        return build_id
 
     @task
-    def publish_warehouse(built: str, day: str) -> str:
-        """Atomically replace the live warehouse file with the new build."""
-        return pipeline.publish(built, day)
+    def publish_warehouse(build_id: str, day: str) -> str:
+        """Write the changed months' Parquet files and a new warehouse file; swap it in atomically."""
+        return pipeline.publish(build_id, day)
 
     @task
     def build_dashboard(published: str) -> str:
@@ -91,8 +91,8 @@ def clearance_nightly():
     day = business_date()
     reports = ingest_delivery(day)
     wait_for_delivery(day) >> reports
-    built = build_warehouse(validate_delivery(reports, day), day)
-    published = publish_warehouse(send_stall_alerts(built, day), day)
+    build_id = build_warehouse(validate_delivery(reports, day), day)
+    published = publish_warehouse(send_stall_alerts(build_id, day), day)
     build_dashboard(published)
     export_for_analysts(published, day)
 

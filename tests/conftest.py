@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,6 +16,20 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parent.parent / "dags")
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def state_file(warehouse: Path) -> Path:
+    """The pipeline's private state file beside a published warehouse (loaded rows, staging, every model)."""
+    return Path(warehouse).parent / "_state" / f"{Path(warehouse).stem}_state.duckdb"
+
+
+def snapshot(warehouse: Path, folder: Path) -> Path:
+    """Copy a published warehouse and its state file as they are now; returns the copy's warehouse path."""
+    copy = folder / Path(warehouse).name
+    state_file(copy).parent.mkdir(parents=True)
+    shutil.copyfile(warehouse, copy)
+    shutil.copyfile(state_file(warehouse), state_file(copy))
+    return copy
 
 
 @pytest.fixture

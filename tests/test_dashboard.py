@@ -138,10 +138,15 @@ def test_marts_exported_as_parquet_by_month(published):
 
 def test_event_log_as_xes(published):
     warehouse = published[0]
-    with gzip.open(warehouse.parent / "clearance_events.xes.gz", "rb") as f:
-        log = ET.parse(f).getroot()
-    assert log.tag == f"{XES}log" and log.get("xes.version") == "1849-2016"
-    traces = log.findall(f"{XES}trace")
+    traces = []
+    monthly = sorted((warehouse.parent / "event_log").glob("clearance_events-*.xes.gz"))
+    [(months,)] = query(warehouse, "SELECT count(DISTINCT declaration_month) FROM core_clearance_events")
+    assert len(monthly) == months > 0  # one file per month of declaration
+    for path in monthly:
+        with gzip.open(path, "rb") as f:
+            log = ET.parse(f).getroot()
+        assert log.tag == f"{XES}log" and log.get("xes.version") == "1849-2016"
+        traces += log.findall(f"{XES}trace")
     [(cases, events)] = query(warehouse, "SELECT count(DISTINCT entry_id), count(*) FROM core_clearance_events "
                                          "WHERE event_at IS NOT NULL")
     assert len(traces) == cases

@@ -44,6 +44,7 @@ from clearance.ingest import DeliveryError
 from clearance.pipeline import run_business_date
 from clearance.simulator import BREAK_MODES, simulate
 from clearance.warehouse import AccountingError
+from tests.conftest import snapshot, state_file
 from tests.deliveries import cargo_event, container, dec_head, entry_id, manifest_line, receipt, vessel_event
 
 DAY1, DAY2, DAY3 = "2026-11-20", "2026-11-21", "2026-11-22"
@@ -190,15 +191,15 @@ def nights(tmp_path_factory):
             one = night_one()
             files1 = write_hand_delivery(inbox, DAY1, one, bom={"vessel_event"})
             run_business_date(DAY1)
-            shutil.copyfile(live, root / "after_night_one.duckdb")
+            after_one = snapshot(live, root / "after_night_one")
             files2 = write_hand_delivery(inbox, DAY2, night_two(one))
             run_business_date(DAY2)
-            shutil.copyfile(live, root / "after_night_two.duckdb")
+            after_two = snapshot(live, root / "after_night_two")
             run_business_date(DAY1)  # a rerun of night 1 after night 2
             docs = settings().data_docs_dir
     finally:
         os.umask(umask)
-    return SimpleNamespace(one=root / "after_night_one.duckdb", two=root / "after_night_two.duckdb", rerun=live,
+    return SimpleNamespace(one=after_one, two=after_two, rerun=live,
                            live=live, docs=docs, files1=files1, files2=files2)
 
 
@@ -228,7 +229,7 @@ def test_file_accounting_balances_and_good_rows_of_the_same_files_load(nights):
         [accounting] = query(nights.one, "SELECT rows_in_manifest, rows_read, rows_loaded, rows_duplicate, rows_quarantined "
                                          "FROM file_accounting WHERE source_file = ?", [hand.name])
         assert accounting == (len(hand.rows), len(hand.rows), good, 0, quarantined), hand.name
-        loaded = query(nights.one, f"SELECT line_no FROM land_{hand.kind} WHERE source_file = ? ORDER BY line_no",
+        loaded = query(state_file(nights.one), f"SELECT line_no FROM land_{hand.kind} WHERE source_file = ? ORDER BY line_no",
                        [hand.name])
         assert [n for (n,) in loaded] == hand.good_lines(), hand.name
 
@@ -237,7 +238,7 @@ def test_unknown_office_and_port_codes_load_and_are_findings(nights):
     findings = query(nights.one, "SELECT finding, entry_id, detail FROM mart_data_quality_findings "
                                  "WHERE finding IN ('unknown_office_code', 'unknown_port_code')")
     assert sorted(findings) == [("unknown_office_code", UNKNOWN_OFFICE, "0931"), ("unknown_port_code", UNKNOWN_PORT, "BYQ")]
-    loaded = query(nights.one, "SELECT entry_id, custom_master, port_code FROM land_dec_head WHERE entry_id IN (?, ?) "
+    loaded = query(state_file(nights.one), "SELECT entry_id, custom_master, port_code FROM land_dec_head WHERE entry_id IN (?, ?) "
                                "ORDER BY entry_id", [UNKNOWN_OFFICE, UNKNOWN_PORT])
     assert loaded == sorted([(UNKNOWN_OFFICE, "0931", "DLC"), (UNKNOWN_PORT, "0900", "BYQ")])
     shipments = query(nights.one, "SELECT entry_id, is_known_office, is_known_port FROM core_shipments "
@@ -255,7 +256,7 @@ def test_corrected_resend_loads_and_night_one_quarantine_stays(nights):
     for path in (nights.two, nights.rerun):
         assert query(path, "SELECT file_kind, source_file, line_no, reason_code FROM quarantine WHERE raw_line LIKE ?",
                      [f"{CORRECTED},%"]) == [quarantined]
-        loaded = query(path, "SELECT export_date, source_file, line_no, d_date FROM land_dec_head WHERE entry_id = ?",
+        loaded = query(state_file(path), "SELECT export_date, source_file, line_no, d_date FROM land_dec_head WHERE entry_id = ?",
                        [CORRECTED])
         assert [(d.isoformat(), f, n, t) for d, f, n, t in loaded] == [
             (DAY2, nights.files2["dec_head"].name, 2, datetime(2026, 11, 20, 8, 15))]
@@ -274,7 +275,7 @@ def test_rerun_of_night_one_accounts_and_loads_the_same(nights):
     assert query(nights.rerun, sql_accounting, [DAY2]) == query(nights.two, sql_accounting, [DAY2])
     for kind in KINDS:
         sql = f"SELECT source_file, line_no, row_hash FROM land_{kind} ORDER BY ALL"
-        assert query(nights.rerun, sql) == query(nights.two, sql), kind
+        assert query(state_file(nights.rerun), sql) == query(state_file(nights.two), sql), kind
 
 
 def test_repeated_rows_are_duplicates_not_loaded_twice(nights):
@@ -287,18 +288,18 @@ def test_repeated_rows_are_duplicates_not_loaded_twice(nights):
                     "WHERE export_date = ?", [DAY2]))
     assert accounting == {head.name: (2, 1, 1, 0), results.name: (3, 1, 2, 0)}
     for path in (nights.two, nights.rerun):
-        assert query(path, "SELECT export_date, line_no FROM land_dec_head WHERE entry_id = ?", [GOOD1]) == [
+        assert query(state_file(path), "SELECT export_date, line_no FROM land_dec_head WHERE entry_id = ?", [GOOD1]) == [
             (datetime(2026, 11, 20).date(), 2)]
-        by_channel = query(path, "SELECT channel, export_date, line_no FROM land_dec_result WHERE entry_id = ? "
+        by_channel = query(state_file(path), "SELECT channel, export_date, line_no FROM land_dec_result WHERE entry_id = ? "
                                  "ORDER BY channel", [GOOD1])
         assert [(c, d.isoformat(), n) for c, d, n in by_channel] == [("L", DAY1, 2), ("P", DAY1, 5), ("R", DAY2, 2)]
 
 
 def test_untrusted_values_stay_data(nights):
     for path in (nights.one, nights.rerun):
-        assert query(path, "SELECT owner_name, bill_no FROM land_dec_head WHERE entry_id = ?", [UNTRUSTED]) == [
+        assert query(state_file(path), "SELECT owner_name, bill_no FROM land_dec_head WHERE entry_id = ?", [UNTRUSTED]) == [
             (INJECTION, QUOTED_BILL)]
-        assert query(path, "SELECT note FROM land_dec_result WHERE entry_id = ?", [UNTRUSTED]) == [(INJECTION,)]
+        assert query(state_file(path), "SELECT note FROM land_dec_result WHERE entry_id = ?", [UNTRUSTED]) == [(INJECTION,)]
         assert query(path, "SELECT owner_name, bill_no FROM core_shipments WHERE entry_id = ?", [UNTRUSTED]) == [
             (INJECTION, "O'NEIL\"B/L\"7")]  # bill normalised: upper case, blanks removed
     good_entries = {r.fields["ENTRY_ID"] for r in night_one()["dec_head"] if r.reason is None}
@@ -531,7 +532,7 @@ def test_simulated_quirks_end_to_end(clearance_env, monkeypatch):
     assert {code for code, _ in quarantine} <= contract_reason_codes()
     assert sum(n for _, n in quarantine) == sum(r[6] for r in accounting)
     for kind in KINDS:
-        [(rows, hashes)] = query(warehouse, f"SELECT count(*), count(DISTINCT row_hash) FROM land_{kind}")
+        [(rows, hashes)] = query(state_file(warehouse), f"SELECT count(*), count(DISTINCT row_hash) FROM land_{kind}")
         assert rows > 0 and rows == hashes, kind
 
 
@@ -547,7 +548,7 @@ def test_two_different_rows_for_one_declaration_version_are_quarantined(clearanc
     run_business_date("2026-11-20")
     with duckdb.connect(str(warehouse), read_only=True) as con:
         quarantined = con.execute("SELECT line_no, reason_code FROM quarantine ORDER BY line_no").fetchall()
-        loaded = con.execute("SELECT entry_id FROM land_dec_head").fetchall()
+    loaded = query(state_file(warehouse), "SELECT entry_id FROM land_dec_head")
     assert quarantined == [(2, "conflicting_version"), (3, "conflicting_version")]
     assert loaded == [(entry_id(32),)]
 

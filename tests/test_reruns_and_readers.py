@@ -16,7 +16,7 @@ from clearance.config import settings
 from clearance.delivery_writer import write_delivery
 from clearance.pipeline import run_business_date
 from clearance.simulator import simulate
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT_DIR, state_file
 from tests.deliveries import container, dec_head, entry_id, manifest_line, receipt, vessel_event
 
 LATE, EARLY_RECEIPTS = entry_id(21), entry_id(22)
@@ -87,7 +87,7 @@ def test_latest_manifest_version_wins(clearance_env):
         manifest_line("COSU2100000023", BOX, update_time="2026-11-17 10:00:00", gross_wt="8000"),
     ]})
     run_business_date("2026-11-22")
-    assert rows(warehouse, "SELECT gross_weight_kg FROM stg_manifest_lines") == [(9500.0,)]
+    assert rows(state_file(warehouse), "SELECT gross_weight_kg FROM core_manifest_lines") == [(9500.0,)]
 
 
 MARTS = ("core_shipments", "mart_clearance_statistics", "mart_work_in_progress", "mart_data_quality_findings")
@@ -200,7 +200,7 @@ def test_two_runs_at_once_the_later_publish_refuses(three_nights, tmp_path):
         slow = pipeline.build(pipeline.validate(pipeline.ingest("2026-11-12"), "2026-11-12"), "2026-11-12")
         run_business_date("2026-11-11")  # the other run publishes first
         published = warehouse.read_bytes()
-        with pytest.raises(RuntimeError, match="published by another run after this run copied it"):
+        with pytest.raises(RuntimeError, match="rebuilt by another run .* after this run built it"):
             pipeline.publish(slow, "2026-11-12")
     assert warehouse.read_bytes() == published
     assert rows(warehouse, "SELECT business_date::VARCHAR FROM run_context") == [("2026-11-11",)]

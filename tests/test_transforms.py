@@ -14,6 +14,7 @@ import pytest
 
 from clearance.delivery_writer import write_delivery
 from clearance.pipeline import run_business_date
+from tests.conftest import snapshot, state_file
 from tests.deliveries import cargo_event, container, dec_head, entry_id, manifest_line, receipt, vessel_event
 
 PLAIN, EXPORT, ADVANCE, EARLY_NO_ADVANCE, TWO_STEP, SHIP_SIDE, RBI_ORE, INSPECTED, HELD, STILL_HELD, REJECTED, \
@@ -105,15 +106,12 @@ def warehouse(tmp_path_factory):
         mp.setenv("CLEARANCE_INBOX", str(root / "inbox"))
         mp.setenv("CLEARANCE_WAREHOUSE", str(root / "clearance.duckdb"))
         write_delivery(root / "inbox", "2026-11-20", night_one(), bom_kinds={"manifest"})
-        first = root / "after_night_one.duckdb"
         run_business_date("2026-11-20")
-        (root / "clearance.duckdb").rename(first)
+        first = snapshot(root / "clearance.duckdb", root / "after_night_one")
         # night two: the third container of the bill leaves the port
         write_delivery(root / "inbox", "2026-11-21", {
             "cargo_event": [cargo_event("MSCU1100000013", "GATE_OUT", "2026-11-21 09:00:00", K3)],
         })
-        first_copy = root / "clearance.duckdb"
-        first_copy.write_bytes(first.read_bytes())
         run_business_date("2026-11-21")
     return first, root / "clearance.duckdb"
 
@@ -187,7 +185,7 @@ def test_two_step_declaration(warehouse):
     assert row["declared_at"] == at("2026-11-19 21:00")  # the summary version
     assert row["completed_declaration_at"] == at("2026-11-20 14:00")
     assert_hours(row, pre_declaration=1, overall_clearance=5)
-    with duckdb.connect(str(warehouse[0]), read_only=True) as con:
+    with duckdb.connect(str(state_file(warehouse[0])), read_only=True) as con:
         weight = con.execute("SELECT gross_weight_kg FROM core_declarations WHERE entry_id = ?", [TWO_STEP]).fetchone()
     assert weight == (2000.0,)  # the latest version wins
 
@@ -312,8 +310,10 @@ def test_event_log_and_accounting(warehouse):
 
 def test_every_table_and_column_has_a_comment(warehouse):
     with duckdb.connect(str(warehouse[1]), read_only=True) as con:
-        tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT internal AND coalesce(comment, '') = ''").fetchall()
+        relations = ("SELECT table_name AS name, comment FROM duckdb_tables() WHERE NOT internal "
+                     "UNION ALL SELECT view_name, comment FROM duckdb_views() WHERE NOT internal")
+        tables = con.execute(f"SELECT name FROM ({relations}) WHERE coalesce(comment, '') = ''").fetchall()
         columns = con.execute("SELECT table_name, column_name FROM duckdb_columns() "
                               "WHERE NOT internal AND coalesce(comment, '') = ''").fetchall()
-        count = con.execute("SELECT count(*) FROM duckdb_tables() WHERE NOT internal").fetchone()[0]
+        count = con.execute(f"SELECT count(*) FROM ({relations})").fetchone()[0]
     assert count >= 20 and tables == [] and columns == []

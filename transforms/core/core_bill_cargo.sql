@@ -1,7 +1,9 @@
 -- One row per bill (normalised number): the cargo milestones from the port and the inspection sites.
-CREATE OR REPLACE TABLE core_bill_cargo AS
+-- incremental: bill_no
 WITH events AS (
-    SELECT bill_no, container_no, event_code, event_at FROM stg_cargo_events WHERE bill_no IS NOT NULL
+    SELECT bill_no, container_no, event_code, event_at
+    FROM stg_cargo_events SEMI JOIN affected_bills USING (bill_no)
+    WHERE bill_no IS NOT NULL
 ),
 per_bill AS (
     SELECT
@@ -18,7 +20,8 @@ per_bill AS (
     GROUP BY bill_no
 ),
 manifest_containers AS (
-    SELECT bill_no, container_no FROM stg_manifest_lines WHERE container_no IS NOT NULL
+    SELECT bill_no, container_no FROM core_manifest_lines SEMI JOIN affected_bills USING (bill_no)
+    WHERE bill_no IS NOT NULL AND container_no IS NOT NULL
 ),
 manifest_progress AS (
     SELECT

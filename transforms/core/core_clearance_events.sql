@@ -1,6 +1,11 @@
 -- The cleaned event log behind the milestones: every event of every shipment, one row each.
-CREATE OR REPLACE TABLE core_clearance_events AS
-WITH declaration_versions AS (
+-- incremental: entry_id
+WITH declarations AS (
+    SELECT entry_id, bill_no, vessel_id, voyage_no, port_code, transport_mode_code,
+           date_trunc('month', declared_at)::DATE AS declaration_month
+    FROM core_declarations SEMI JOIN affected_entries USING (entry_id)
+),
+declaration_versions AS (
     SELECT
         v.entry_id,
         v.submitted_at AS event_at,
@@ -16,31 +21,36 @@ WITH declaration_versions AS (
         NULL::VARCHAR AS container_no,
         v.export_date, v.source_file, v.line_no
     FROM stg_declaration_versions AS v
-    JOIN core_declarations AS d USING (entry_id)
+    SEMI JOIN declarations USING (entry_id)
 ),
 receipts AS (
     -- receipts whose declaration header has not arrived yet belong to no shipment (a finding instead)
     SELECT r.entry_id, r.notified_at, 'RECEIPT_' || r.channel, 'dec_result', NULL::VARCHAR, r.export_date,
            r.source_file, r.line_no
     FROM stg_declaration_receipts AS r
-    SEMI JOIN core_declarations USING (entry_id)
+    SEMI JOIN declarations USING (entry_id)
 ),
 vessel AS (
     SELECT d.entry_id, e.event_at, e.event_code, 'vessel_event', NULL::VARCHAR, e.export_date, e.source_file, e.line_no
     FROM stg_vessel_events AS e
-    JOIN core_declarations AS d
+    JOIN declarations AS d
         ON d.vessel_id = e.vessel_id AND d.voyage_no = e.voyage_no AND d.port_code = e.port_code
     WHERE d.transport_mode_code = '2'
 ),
 cargo AS (
     SELECT d.entry_id, e.event_at, e.event_code, 'cargo_event', e.container_no, e.export_date, e.source_file, e.line_no
     FROM stg_cargo_events AS e
-    JOIN core_declarations AS d ON d.bill_no = e.bill_no
+    JOIN declarations AS d ON d.bill_no = e.bill_no
+),
+events AS (
+    SELECT * FROM declaration_versions
+    UNION ALL SELECT * FROM receipts
+    UNION ALL SELECT * FROM vessel
+    UNION ALL SELECT * FROM cargo
 )
-SELECT * FROM declaration_versions
-UNION ALL SELECT * FROM receipts
-UNION ALL SELECT * FROM vessel
-UNION ALL SELECT * FROM cargo;
+SELECT events.*, declarations.declaration_month
+FROM events
+JOIN declarations USING (entry_id);
 COMMENT ON TABLE core_clearance_events IS 'Event log per shipment: declaration versions, receipts, events of its vessel call and of its bill (the cleaned events behind core_shipments).';
 COMMENT ON COLUMN core_clearance_events.entry_id IS 'Declaration number: the shipment (case id)';
 COMMENT ON COLUMN core_clearance_events.event_at IS 'Time of the event, Beijing time';
@@ -50,3 +60,4 @@ COMMENT ON COLUMN core_clearance_events.container_no IS 'Container of a containe
 COMMENT ON COLUMN core_clearance_events.export_date IS 'Export date of the delivery the event came in';
 COMMENT ON COLUMN core_clearance_events.source_file IS 'Data file the event came from';
 COMMENT ON COLUMN core_clearance_events.line_no IS 'Line in that file';
+COMMENT ON COLUMN core_clearance_events.declaration_month IS 'Month of declaration of the shipment: the Parquet file of the published warehouse the event is in';

@@ -1,5 +1,5 @@
 -- The receipt milestones of each declaration (first of each kind; holds counted).
-CREATE OR REPLACE TABLE core_declaration_status AS
+-- incremental: entry_id
 SELECT
     entry_id,
     min(notified_at) FILTER (WHERE receipt_meaning = 'accepted') AS accepted_at,
@@ -15,6 +15,7 @@ SELECT
     max(notified_at) FILTER (WHERE receipt_meaning = 'hold_ended') AS last_hold_ended_at,
     count(*) AS receipt_count
 FROM stg_declaration_receipts
+SEMI JOIN affected_entries USING (entry_id)
 GROUP BY entry_id;
 COMMENT ON TABLE core_declaration_status IS 'Receipt milestones per declaration, from the status receipts (a receipt may arrive before its header).';
 COMMENT ON COLUMN core_declaration_status.entry_id IS 'Declaration number';

@@ -1,6 +1,9 @@
 -- One row per declaration: the latest version's attributes, the declaration times of its versions.
-CREATE OR REPLACE TABLE core_declarations AS
-WITH timing AS (
+-- incremental: entry_id
+WITH versions AS (
+    SELECT * FROM stg_declaration_versions SEMI JOIN affected_entries USING (entry_id)
+),
+timing AS (
     SELECT
         entry_id,
         count(*) AS version_count,
@@ -11,12 +14,12 @@ WITH timing AS (
             arg_min(submitted_at, version_written_at)
         ) AS declared_at,
         arg_max(submitted_at, version_written_at) FILTER (WHERE decl_step = '2') AS completed_declaration_at
-    FROM stg_declaration_versions
+    FROM versions
     GROUP BY entry_id
 ),
 latest AS (
     SELECT *
-    FROM stg_declaration_versions
+    FROM versions
     QUALIFY row_number() OVER (
         PARTITION BY entry_id ORDER BY version_written_at DESC, export_date DESC, source_file DESC, line_no DESC
     ) = 1

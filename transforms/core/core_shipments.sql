@@ -1,9 +1,12 @@
 -- One row per shipment (= declaration): every milestone and segment of clearance-metrics.md.
-CREATE OR REPLACE TABLE core_shipments AS
-WITH commodity AS (
+-- incremental: entry_id
+WITH declarations AS (
+    SELECT * FROM core_declarations SEMI JOIN affected_entries USING (entry_id)
+),
+commodity AS (
     -- the longest matching HS prefix decides the group
     SELECT d.entry_id, arg_max(g.commodity_group, length(g.hs_prefix)) AS commodity_group
-    FROM core_declarations AS d
+    FROM declarations AS d
     JOIN ref_commodity_groups AS g ON starts_with(d.hs_code, g.hs_prefix)
     GROUP BY d.entry_id
 ),
@@ -21,7 +24,7 @@ joined AS (
         coalesce(office.district_code, port.district_code) AS district_code,
         office.office_code IS NOT NULL AS is_known_office,
         port.port_code IS NOT NULL AS is_known_port
-    FROM core_declarations AS d
+    FROM declarations AS d
     LEFT JOIN core_declaration_status AS s USING (entry_id)
     LEFT JOIN core_vessel_calls AS v
         ON v.vessel_id = d.vessel_id AND v.voyage_no = d.voyage_no AND v.port_code = d.port_code
@@ -98,6 +101,7 @@ SELECT
     berthed_at,
     discharged_at,
     declared_at,
+    date_trunc('month', declared_at)::DATE AS declaration_month,
     completed_declaration_at,
     accepted_at,
     inspection_ordered_at,
@@ -161,6 +165,7 @@ COMMENT ON COLUMN core_shipments.arrival_at IS 'Milestone arrival: import ATA_AN
 COMMENT ON COLUMN core_shipments.berthed_at IS 'Milestone berthed: ATA_BERTH of the call (import)';
 COMMENT ON COLUMN core_shipments.discharged_at IS 'Milestone discharged: last DISC_DONE of the bill (import)';
 COMMENT ON COLUMN core_shipments.declared_at IS 'Milestone declared: D_DATE of the first (summary) version';
+COMMENT ON COLUMN core_shipments.declaration_month IS 'Month of declaration: the published warehouse keeps a shipment and its events in one Parquet file per month';
 COMMENT ON COLUMN core_shipments.completed_declaration_at IS 'Milestone completed_declaration: D_DATE of version DECL_STEP = 2';
 COMMENT ON COLUMN core_shipments.accepted_at IS 'Milestone accepted: first L';
 COMMENT ON COLUMN core_shipments.inspection_ordered_at IS 'Milestone inspection_ordered: first C';

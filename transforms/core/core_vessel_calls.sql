@@ -1,5 +1,5 @@
 -- One row per vessel call (vessel, voyage, port) with its arrival and berthing.
-CREATE OR REPLACE TABLE core_vessel_calls AS
+-- incremental: vessel_call
 SELECT
     vessel_id,
     voyage_no,
@@ -10,6 +10,8 @@ SELECT
     -- arrival is the anchorage report; a vessel that goes straight to the berth arrives when it berths
     coalesce(anchorage_arrival_at, berthed_at) AS arrival_at
 FROM stg_vessel_events
+SEMI JOIN affected_calls USING (vessel_id, voyage_no, port_code)
+WHERE vessel_id IS NOT NULL AND voyage_no IS NOT NULL AND port_code IS NOT NULL
 GROUP BY vessel_id, voyage_no, port_code;
 COMMENT ON TABLE core_vessel_calls IS 'Vessel calls at the ports, with arrival and berthing (port community system).';
 COMMENT ON COLUMN core_vessel_calls.vessel_id IS 'IMO number of the vessel';

@@ -1,5 +1,5 @@
 -- Statistics of every segment, by day, week and month of release, for every slice.
-CREATE OR REPLACE TABLE mart_clearance_statistics AS
+-- incremental: period
 WITH operative_targets AS (
     -- one target per direction and district (national: district NULL), even if the seed marks several
     SELECT direction, district_code, target_hours
@@ -14,22 +14,19 @@ released AS (
         ON district_target.direction = s.direction AND district_target.district_code = s.district_code
     LEFT JOIN operative_targets AS national_target
         ON national_target.direction = s.direction AND national_target.district_code IS NULL
+    -- only the days of the periods being restated (every day of each such period)
+    SEMI JOIN affected_release_days USING (release_date)
     WHERE s.is_counted AND s.released_at IS NOT NULL
 ),
-slices AS (
-    SELECT entry_id, 'all' AS dimension, 'all' AS dimension_value FROM released
-    UNION ALL SELECT entry_id, 'district', coalesce(district_code, 'unknown') FROM released
-    UNION ALL SELECT entry_id, 'office', declaring_office_code FROM released
-    UNION ALL SELECT entry_id, 'port', port_code FROM released
-    UNION ALL SELECT entry_id, 'transport_mode', transport_mode_code FROM released
-    UNION ALL SELECT entry_id, 'trade_mode', coalesce(trade_mode, 'unknown') FROM released
-    UNION ALL SELECT entry_id, 'commodity_group', commodity_group FROM released
-    UNION ALL SELECT entry_id, 'reform_measure', unnest(reform_measures) FROM released
-    UNION ALL SELECT entry_id, 'inspection', CASE WHEN is_inspected THEN 'inspected' ELSE 'not_inspected' END FROM released
-),
 segment_hours AS (
+    -- one row per shipment and known segment, with every slice and period it counts in
     UNPIVOT (
-        SELECT entry_id, overall_clearance_hours, anchorage_wait_hours, pre_declaration_hours,
+        SELECT direction, release_date AS day_start, date_trunc('week', release_date)::DATE AS week_start,
+               date_trunc('month', release_date)::DATE AS month_start,
+               coalesce(district_code, 'unknown') AS district, declaring_office_code AS office, port_code AS port,
+               transport_mode_code AS transport_mode, coalesce(trade_mode, 'unknown') AS trade_mode, commodity_group,
+               CASE WHEN is_inspected THEN 'inspected' ELSE 'not_inspected' END AS inspection, reform_measures,
+               target_hours, overall_clearance_hours, anchorage_wait_hours, pre_declaration_hours,
                customs_processing_hours, inspection_hours, port_exit_hours, door_to_gate_hours
         FROM released
     )
@@ -37,33 +34,72 @@ segment_hours AS (
        inspection_hours, port_exit_hours, door_to_gate_hours
     INTO NAME segment_column VALUE hours
 ),
-periods AS (
-    SELECT entry_id, 'day' AS grain, release_date AS period_start FROM released
-    UNION ALL SELECT entry_id, 'week', date_trunc('week', release_date)::DATE FROM released
-    UNION ALL SELECT entry_id, 'month', date_trunc('month', release_date)::DATE FROM released
+by_measure AS (
+    SELECT * EXCLUDE (reform_measures), unnest(reform_measures) AS reform_measure FROM segment_hours
+),
+statistics AS (
+    -- every grain crossed with every slice, grouped in one pass over the rows (grouping sets), not
+    -- by joining each row to its slices and periods first
+    SELECT
+        GROUPING(day_start, week_start) AS grain_grouping,
+        coalesce(day_start, week_start, month_start) AS period_start,
+        direction,
+        CASE
+            WHEN GROUPING(district) = 0 THEN 'district' WHEN GROUPING(office) = 0 THEN 'office'
+            WHEN GROUPING(port) = 0 THEN 'port' WHEN GROUPING(transport_mode) = 0 THEN 'transport_mode'
+            WHEN GROUPING(trade_mode) = 0 THEN 'trade_mode' WHEN GROUPING(commodity_group) = 0 THEN 'commodity_group'
+            WHEN GROUPING(inspection) = 0 THEN 'inspection' ELSE 'all'
+        END AS dimension,
+        CASE
+            WHEN GROUPING(district) = 0 THEN district WHEN GROUPING(office) = 0 THEN office
+            WHEN GROUPING(port) = 0 THEN port WHEN GROUPING(transport_mode) = 0 THEN transport_mode
+            WHEN GROUPING(trade_mode) = 0 THEN trade_mode WHEN GROUPING(commodity_group) = 0 THEN commodity_group
+            WHEN GROUPING(inspection) = 0 THEN inspection ELSE 'all'
+        END AS dimension_value,
+        segment_column,
+        count(*) AS shipments,
+        -- summed as whole seconds: a float sum depends on the order of the rows, reruns must not
+        sum(round(hours * 3600)::BIGINT) AS total_seconds,
+        quantile_cont(hours, [0.5, 0.9, 0.95]) AS quantiles,
+        max(hours) AS max_hours,
+        min(target_hours) AS min_target_hours,
+        max(target_hours) AS max_target_hours,
+        count(target_hours) AS with_target,
+        count(*) FILTER (WHERE hours <= target_hours) AS within_target
+    FROM segment_hours
+    GROUP BY direction, segment_column,
+        GROUPING SETS ((day_start), (week_start), (month_start)),
+        GROUPING SETS ((), (district), (office), (port), (transport_mode), (trade_mode), (commodity_group), (inspection))
+    UNION ALL
+    SELECT GROUPING(day_start, week_start), coalesce(day_start, week_start, month_start), direction, 'reform_measure',
+           reform_measure, segment_column, count(*), sum(round(hours * 3600)::BIGINT),
+           quantile_cont(hours, [0.5, 0.9, 0.95]), max(hours), min(target_hours), max(target_hours),
+           count(target_hours), count(*) FILTER (WHERE hours <= target_hours)
+    FROM by_measure
+    GROUP BY direction, segment_column, reform_measure, GROUPING SETS ((day_start), (week_start), (month_start))
+),
+named AS (
+    -- GROUPING(day_start, week_start): 1 = grouped by day, 2 = by week, 3 = by month
+    SELECT *, CASE grain_grouping WHEN 1 THEN 'day' WHEN 2 THEN 'week' ELSE 'month' END AS grain FROM statistics
 )
 SELECT
-    p.grain,
-    p.period_start,
-    r.direction,
-    sl.dimension,
-    sl.dimension_value,
-    replace(h.segment_column, '_hours', '') AS segment,
-    count(*) AS shipments,
-    -- summed as whole seconds: a float sum depends on the order of the rows, reruns must not
-    sum(round(h.hours * 3600)::BIGINT) / count(*) / 3600.0 AS mean_hours,
-    median(h.hours) AS median_hours,
-    quantile_cont(h.hours, 0.90) AS p90_hours,
-    quantile_cont(h.hours, 0.95) AS p95_hours,
-    max(h.hours) AS max_hours,
-    CASE WHEN min(r.target_hours) = max(r.target_hours) THEN min(r.target_hours) END AS target_hours,
-    CASE WHEN h.segment_column = 'overall_clearance_hours' AND count(r.target_hours) > 0
-        THEN count(*) FILTER (WHERE h.hours <= r.target_hours) / count(r.target_hours) END AS share_within_target
-FROM segment_hours AS h
-JOIN released AS r USING (entry_id)
-JOIN slices AS sl USING (entry_id)
-JOIN periods AS p USING (entry_id)
-GROUP BY p.grain, p.period_start, r.direction, sl.dimension, sl.dimension_value, h.segment_column;
+    grain,
+    period_start,
+    direction,
+    dimension,
+    dimension_value,
+    replace(segment_column, '_hours', '') AS segment,
+    shipments,
+    total_seconds / shipments / 3600.0 AS mean_hours,
+    quantiles[1] AS median_hours,
+    quantiles[2] AS p90_hours,
+    quantiles[3] AS p95_hours,
+    max_hours,
+    CASE WHEN min_target_hours = max_target_hours THEN min_target_hours END AS target_hours,
+    CASE WHEN segment_column = 'overall_clearance_hours' AND with_target > 0 THEN within_target / with_target END
+        AS share_within_target
+FROM named
+SEMI JOIN affected_periods USING (grain, period_start);
 COMMENT ON TABLE mart_clearance_statistics IS 'Segment statistics of released, counted shipments by period of release (Beijing date), direction and slice. Filter one grain, one dimension and one segment at a time.';
 COMMENT ON COLUMN mart_clearance_statistics.grain IS 'day, week (starting Monday) or month';
 COMMENT ON COLUMN mart_clearance_statistics.period_start IS 'First day of the period of release';

@@ -1,6 +1,6 @@
 -- Shipments stalled at the run's cut-off: longer in their open stage than the stage's threshold
 -- (clearance-metrics.md, "Stalled shipments"). Measured at the cut-off, never at wall-clock time.
-CREATE OR REPLACE TABLE mart_stalled_shipments AS
+-- rebuilt every run: it is measured at the run's cut-off
 WITH cutoff AS (
     SELECT business_date, cutoff_at FROM run_context
 ),
@@ -18,7 +18,7 @@ arrived_bills AS (
     SELECT m.bill_no, any_value(m.port_code) AS port_code, any_value(m.vessel_id) AS vessel_id,
            any_value(m.voyage_no) AS voyage_no,
            least(min(v.arrival_at), any_value(c.first_discharged_at)) AS arrived_at
-    FROM stg_manifest_lines AS m
+    FROM core_manifest_lines AS m
     LEFT JOIN core_vessel_calls AS v USING (vessel_id, voyage_no, port_code)
     LEFT JOIN core_bill_cargo AS c USING (bill_no)
     WHERE c.arrival_reported_at IS NULL AND c.last_loaded_at IS NULL

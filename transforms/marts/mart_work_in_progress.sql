@@ -1,6 +1,6 @@
 -- Shipments still open at the run's cut-off (end of the business date, Beijing time), with their age.
 -- Only milestones reached by the cut-off count, so a rerun of the same date gives the same answer.
-CREATE OR REPLACE TABLE mart_work_in_progress AS
+-- rebuilt every run: it is measured at the run's cut-off
 WITH cutoff AS (
     SELECT business_date, cutoff_at FROM run_context
 ),

@@ -1,4 +1,4 @@
-CREATE OR REPLACE TABLE ref_alert_recipients AS
+-- rebuilt every run from transforms/seeds/
 SELECT office_code, email
 FROM read_csv(getvariable('seeds_dir') || '/alert_recipients.csv', header = true, all_varchar = true);
 COMMENT ON TABLE ref_alert_recipients IS 'Who receives the stalled-shipment digest of each office (transforms/seeds/alert_recipients.csv); office * receives the digests of offices without recipients of their own.';

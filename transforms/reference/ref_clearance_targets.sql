@@ -1,4 +1,4 @@
-CREATE OR REPLACE TABLE ref_clearance_targets AS
+-- rebuilt every run from transforms/seeds/
 SELECT target_code, direction, nullif(district_code, '') AS district_code, target_hours::DOUBLE AS target_hours,
        label, is_operative::BOOLEAN AS is_operative
 FROM read_csv(getvariable('seeds_dir') || '/clearance_targets.csv', header = true, all_varchar = true);

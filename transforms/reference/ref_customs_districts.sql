@@ -1,4 +1,4 @@
-CREATE OR REPLACE TABLE ref_customs_districts AS
+-- rebuilt every run from transforms/seeds/
 SELECT * FROM read_csv(getvariable('seeds_dir') || '/customs_districts.csv', header = true, all_varchar = true);
 COMMENT ON TABLE ref_customs_districts IS 'Customs districts (reference data: transforms/seeds/customs_districts.csv).';
 COMMENT ON COLUMN ref_customs_districts.district_code IS 'District code: the code of its head office';

@@ -1,4 +1,4 @@
-CREATE OR REPLACE TABLE ref_ports AS
+-- rebuilt every run from transforms/seeds/
 SELECT * FROM read_csv(getvariable('seeds_dir') || '/ports.csv', header = true, all_varchar = true);
 COMMENT ON TABLE ref_ports IS 'Ports of entry/exit and their customs district (reference data: transforms/seeds/ports.csv).';
 COMMENT ON COLUMN ref_ports.port_code IS 'PORT_CODE as the exports write it';

@@ -1,4 +1,4 @@
-CREATE OR REPLACE TABLE ref_stall_thresholds AS
+-- rebuilt every run from transforms/seeds/
 SELECT stage, nullif(office_code, '') AS office_code, threshold_hours::DOUBLE AS threshold_hours,
        stage_label_zh, stage_label
 FROM read_csv(getvariable('seeds_dir') || '/stall_thresholds.csv', header = true, all_varchar = true);

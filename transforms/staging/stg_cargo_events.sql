@@ -1,8 +1,9 @@
-CREATE OR REPLACE TABLE stg_cargo_events AS
+-- incremental: export_date
 SELECT vessel_id, voyage_no, port_code, normalise_bill_no(bill_no) AS bill_no, bill_no AS bill_no_as_keyed,
        nullif(container_no, '') AS container_no, event_code, event_time AS event_at,
        export_date, source_file, line_no
-FROM land_cargo_event;
+FROM land_cargo_event
+SEMI JOIN affected_export_dates USING (export_date);
 COMMENT ON TABLE stg_cargo_events IS 'Cargo and container events with the bill number normalised.';
 COMMENT ON COLUMN stg_cargo_events.vessel_id IS 'IMO number of the vessel (null by rail, road, air)';
 COMMENT ON COLUMN stg_cargo_events.voyage_no IS 'Voyage, train or flight number';

@@ -1,5 +1,5 @@
 -- Status receipts with the milestone each channel stands for (single-window-exports.md, dec_result).
-CREATE OR REPLACE TABLE stg_declaration_receipts AS
+-- incremental: export_date
 SELECT
     entry_id,
     channel,
@@ -21,7 +21,8 @@ SELECT
     export_date,
     source_file,
     line_no
-FROM land_dec_result;
+FROM land_dec_result
+SEMI JOIN affected_export_dates USING (export_date);
 COMMENT ON TABLE stg_declaration_receipts IS 'Declaration status receipts with their meaning for the clearance clock.';
 COMMENT ON COLUMN stg_declaration_receipts.entry_id IS 'Declaration number';
 COMMENT ON COLUMN stg_declaration_receipts.channel IS 'Receipt code (CHANNEL)';

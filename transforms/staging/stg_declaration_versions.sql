@@ -1,5 +1,5 @@
 -- One row per declaration version, typed and named for the customs domain.
-CREATE OR REPLACE TABLE stg_declaration_versions AS
+-- incremental: export_date
 SELECT
     entry_id,
     update_time AS version_written_at,
@@ -25,7 +25,8 @@ SELECT
     export_date,
     source_file,
     line_no
-FROM land_dec_head;
+FROM land_dec_head
+SEMI JOIN affected_export_dates USING (export_date);
 COMMENT ON TABLE stg_declaration_versions IS 'Declaration header versions, typed; a declaration is re-sent whenever it changes (two-step declarations have a version 1 and 2).';
 COMMENT ON COLUMN stg_declaration_versions.entry_id IS 'Declaration number (ENTRY_ID)';
 COMMENT ON COLUMN stg_declaration_versions.version_written_at IS 'UPDATE_TIME of this version, Beijing time';

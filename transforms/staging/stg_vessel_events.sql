@@ -1,7 +1,8 @@
-CREATE OR REPLACE TABLE stg_vessel_events AS
+-- incremental: export_date
 SELECT vessel_id, voyage_no, port_code, event_code, event_time AS event_at, source AS reported_by,
        export_date, source_file, line_no
-FROM land_vessel_event;
+FROM land_vessel_event
+SEMI JOIN affected_export_dates USING (export_date);
 COMMENT ON TABLE stg_vessel_events IS 'Vessel call events: arrival at anchorage, berthing, departure.';
 COMMENT ON COLUMN stg_vessel_events.vessel_id IS 'IMO number of the vessel';
 COMMENT ON COLUMN stg_vessel_events.voyage_no IS 'Voyage number';

@@ -1,0 +1,401 @@
+"""`make bench`: a year of Liaoning through the pipeline, every step timed, with its peak memory.
+
+    python -m clearance.benchmark [--dir warehouse/bench] [--scale 1.4] [--days 365]
+
+1. The simulator writes a year of deliveries (at --scale 1.4: ~20 million rows) and one more night.
+2. Two histories are loaded through the pipeline's own ingest and load: the last month, and the
+   whole year. The simulated history has no bad rows (the simulator's bad_rows quirk is off), so
+   Great Expectations, timed on the measured nights, is skipped for it: it would quarantine nothing.
+3. Full rebuild of each history: every staging, core and mart table from all loaded rows, then the
+   first publish (every monthly Parquet file written).
+4. The same next night on top of each history: ingest, validation, load and models, alerts (to a
+   local SMTP server), publish, then the dashboard and analyst exports; run twice, best kept.
+   The ratio of the two shows whether a night costs what the night brings or what the year holds.
+5. Analyst queries on the year's published warehouse, as an analyst would run them.
+6. Baseline: shipment milestones and segments with pandas groupby over the same staged events,
+   compared shipment by shipment with the pipeline's core_shipments, and the time ratio.
+7. Cost per port of a night (validation, load and models on that port's share of the delivery).
+
+Every step runs in its own process; its peak memory is that process's maximum resident set size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+START = date(2026, 1, 1)
+QUIRKS_WITHOUT_BAD_ROWS = "duplicates,late,versions,shuffle,bill_variants,time_formats,bom,layout,split_files,unknown_codes"
+
+ANALYST_QUERIES = {
+    "monthly p90 by port and segment over the year (from core_shipments)": """
+        WITH segment_hours AS (
+            UNPIVOT (SELECT port_code, date_trunc('month', release_date) AS month, overall_clearance_hours,
+                            anchorage_wait_hours, pre_declaration_hours, customs_processing_hours, inspection_hours,
+                            port_exit_hours, door_to_gate_hours
+                     FROM core_shipments WHERE is_counted AND released_at IS NOT NULL)
+            ON COLUMNS('_hours$') INTO NAME segment VALUE hours)
+        SELECT month, port_code, segment, count(*) AS shipments, quantile_cont(hours, 0.9) AS p90_hours
+        FROM segment_hours GROUP BY ALL ORDER BY ALL""",
+    "monthly p90 by port and segment over the year (from the statistics mart)": """
+        SELECT period_start AS month, direction, dimension_value AS port_code, segment, shipments, p90_hours
+        FROM mart_clearance_statistics WHERE grain = 'month' AND dimension = 'port' ORDER BY ALL""",
+    "one shipment's history": """
+        SELECT e.event_at, e.event_code, e.source_kind, e.container_no, e.source_file, e.line_no
+        FROM core_clearance_events AS e WHERE e.entry_id = $entry_id ORDER BY e.event_at, e.event_code""",
+    "today's stalled list": """
+        SELECT office_code, stage, alert_key, bill_no, hours_in_stage, threshold_hours, is_escalated, port_code
+        FROM mart_stalled_shipments WHERE is_still_open ORDER BY office_code, hours_in_stage DESC""",
+}
+
+
+def dates(first: int, count: int) -> list[str]:
+    return [(START + timedelta(days=first + i)).isoformat() for i in range(count)]
+
+
+@contextmanager
+def environment(warehouse: Path, inbox: Path):
+    saved = dict(os.environ)
+    os.environ.update(CLEARANCE_WAREHOUSE=str(warehouse), CLEARANCE_INBOX=str(inbox),
+                      CLEARANCE_DASHBOARD=str(warehouse.parent / "dashboard.html"))
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+# ----------------------------------------------------------------------------- steps (each in its own process)
+
+def step_simulate(inbox: str, days: int, scale: float, seed: int) -> dict:
+    from clearance.simulator import simulate
+
+    shutil.rmtree(inbox, ignore_errors=True)
+    simulate(inbox, START, days, scale=scale, seed=seed, quirks=QUIRKS_WITHOUT_BAD_ROWS.split(","))
+    rows = declarations = 0
+    for manifest in Path(inbox).glob("*/MANIFEST.json"):
+        for entry in json.loads(manifest.read_text())["files"]:
+            rows += entry["rows"]
+    return {"rows": rows, "declarations": declarations}
+
+
+def _ingest_unvalidated(args: tuple[str, str, str]) -> tuple[str, list[dict]]:
+    """Ingest one delivery; rows that cannot be rows are marked as validation would mark them."""
+    import polars as pl
+
+    from clearance.ingest import REASON_CODE, REASON_MESSAGE, delivery_folder, ingest_delivery
+
+    inbox, day, work = args
+    reports = ingest_delivery(delivery_folder(Path(inbox), day), day, Path(work) / day)
+    for report in reports:
+        frame = pl.read_parquet(report["parquet"])
+        frame.with_columns(
+            pl.when(pl.col("_field_count_error").is_not_null()).then(pl.lit("wrong_field_count")).alias(REASON_CODE),
+            pl.col("_field_count_error").alias(REASON_MESSAGE),
+        ).write_parquet(report["parquet"])
+    return day, reports
+
+
+def step_load_history(warehouse: str, inbox: str, days: list[str]) -> dict:
+    """The pipeline's ingest (two processes) and load, night by night, without the models."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from clearance.config import settings
+    from clearance.warehouse import connect_state, ensure_schema, load_delivery
+
+    with environment(Path(warehouse), Path(inbox)):
+        s = settings()
+        work = s.work_dir / "history"
+        con = connect_state(s)
+        ensure_schema(con)
+        rows = 0
+        with ProcessPoolExecutor(2) as pool:
+            for day, reports in pool.map(_ingest_unvalidated, [(inbox, d, str(work)) for d in days]):
+                con.execute("BEGIN TRANSACTION")
+                rows += sum(r["rows_loaded"] for r in load_delivery(con, reports, day, s.max_quarantine_share))
+                con.execute("COMMIT")
+                shutil.rmtree(work / day)
+        con.execute("CHECKPOINT")
+        con.close()
+    return {"nights": len(days), "rows_loaded": rows}
+
+
+def step_rebuild(warehouse: str, inbox: str, business_date: str) -> dict:
+    from clearance import warehouse as models
+    from clearance.config import settings
+    from clearance.publish import publish
+
+    timings: dict[str, float] = {}
+    run_model = models.run_model
+
+    def timed(con, model, full_refresh):
+        started = time.perf_counter()
+        run_model(con, model, full_refresh)
+        timings[model.name] = time.perf_counter() - started
+
+    models.run_model = timed
+    with environment(Path(warehouse), Path(inbox)):
+        started = time.perf_counter()
+        outcome = models.rebuild(settings(), business_date)
+        rebuilt = time.perf_counter() - started
+        publish(settings(), outcome["build_id"], business_date)
+        published = time.perf_counter() - started - rebuilt
+        con = models.connect_state(settings(), read_only=True)
+        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+                  for t in ("core_shipments", "core_clearance_events", "mart_clearance_statistics")}
+        con.close()
+    return {"rebuild_s": rebuilt, "first_publish_s": published, "model_s": timings, **counts}
+
+
+def step_night(warehouse: str, inbox: str, business_date: str) -> dict:
+    from clearance import pipeline
+
+    with environment(Path(warehouse), Path(inbox)):
+        times, started = {}, time.perf_counter()
+
+        def lap(name):
+            nonlocal started
+            now = time.perf_counter()
+            times[name] = now - started
+            started = now
+
+        reports = pipeline.ingest(business_date)
+        lap("ingest")
+        reports = pipeline.validate(reports, business_date)
+        lap("validate")
+        build_id = pipeline.build(reports, business_date)
+        lap("load_and_models")
+        alerts = pipeline.send_alerts(build_id, business_date)
+        lap("alerts")
+        pipeline.publish(build_id, business_date)
+        lap("publish")
+        pipeline.build_dashboard()
+        lap("dashboard")
+        pipeline.export_for_analysts(business_date)
+        lap("exports")
+    rows = sum(r["rows_read"] for r in reports)
+    return {"rows": rows, "times": times, "alerts": alerts}
+
+
+def step_queries(warehouse: str, entry_id: str) -> dict:
+    import duckdb
+
+    out = {}
+    con = duckdb.connect(warehouse, read_only=True)
+    for name, sql in ANALYST_QUERIES.items():
+        params = {"entry_id": entry_id} if "$entry_id" in sql else {}
+        runs = []
+        for _ in range(5):
+            started = time.perf_counter()
+            result = con.execute(sql, params).fetchall()
+            runs.append(time.perf_counter() - started)
+        out[name] = {"first_s": runs[0], "median_s": sorted(runs)[2], "rows": len(result)}
+    con.close()
+    return out
+
+
+def step_baseline(warehouse: str) -> dict:
+    from clearance.baseline import MILESTONES, SEGMENTS, compare, read_staged, shipments
+    from clearance.config import settings
+    from clearance.warehouse import connect_state
+
+    with environment(Path(warehouse), Path(warehouse).parent):
+        con = connect_state(settings(), read_only=True)
+        started = time.perf_counter()
+        staged = read_staged(con)
+        read_s = time.perf_counter() - started
+        pipeline_rows = con.execute(f"SELECT entry_id, {', '.join(MILESTONES + SEGMENTS)} FROM core_shipments").df()
+        con.close()
+    started = time.perf_counter()
+    result = shipments(staged)
+    pandas_s = time.perf_counter() - started
+    return {"read_s": read_s, "pandas_s": pandas_s, "events": sum(len(f) for f in staged.values()),
+            "comparison": compare(result, pipeline_rows)}
+
+
+def step_port_night(warehouse: str, inbox: str, business_date: str, port: str) -> dict:
+    """A night of one port: the delivery cut down to that port's rows, validated, loaded, modelled."""
+    from clearance import pipeline
+    from clearance.port_delivery import write_port_delivery
+
+    from clearance.config import settings
+
+    port_inbox = Path(warehouse).parent / "inbox"
+    with environment(Path(warehouse), port_inbox):
+        rows = write_port_delivery(Path(inbox), port_inbox, business_date, port, settings().state_db)
+        times, started = {}, time.perf_counter()
+        reports = pipeline.validate(pipeline.ingest(business_date), business_date)
+        times["ingest_and_validate"] = time.perf_counter() - started
+        started = time.perf_counter()
+        build_id = pipeline.build(reports, business_date)
+        times["load_and_models"] = time.perf_counter() - started
+        started = time.perf_counter()
+        pipeline.publish(build_id, business_date)
+        times["publish"] = time.perf_counter() - started
+    return {"rows": rows, "times": times}
+
+
+STEPS = {f.__name__.removeprefix("step_"): f for f in (
+    step_simulate, step_load_history, step_rebuild, step_night, step_queries, step_baseline, step_port_night)}
+
+
+# ----------------------------------------------------------------------------- the driver
+
+def run_step(name: str, env: dict | None = None, **kwargs) -> dict:
+    """Run a step in a new process; wall time of the step's own work, and the process's peak memory."""
+    command = [sys.executable, "-m", "clearance.benchmark", "--step", name, "--args", json.dumps(kwargs)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=PROJECT_DIR, env={**os.environ, **(env or {})})
+    started = time.perf_counter()
+    out, err = process.communicate()
+    wall = time.perf_counter() - started
+    if process.returncode:
+        sys.stderr.write(err[-5000:])
+        raise SystemExit(f"benchmark step {name} failed")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["process_wall_s"] = wall
+    result["peak_rss_mib"] = result.pop("_maxrss_kib") / 1024
+    return result
+
+
+def row(label: str, seconds: float, mib: float | None = None, note: str = "") -> None:
+    memory = f"{mib:9.0f}" if mib is not None else " " * 9
+    print(f"  {label:<58} {seconds:9.2f} {memory}   {note}", flush=True)
+
+
+def header(title: str) -> None:
+    print(f"\n{title}\n  {'step':<58} {'wall s':>9} {'peak MiB':>9}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m clearance.benchmark", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dir", type=Path, default=PROJECT_DIR / "warehouse" / "bench")
+    ap.add_argument("--scale", type=float, default=1.4, help="simulator scale; 1.4 gives ~20 million rows a year")
+    ap.add_argument("--days", type=int, default=365, help="days of history (the measured night is the day after)")
+    ap.add_argument("--seed", type=int, default=20260101)
+    ap.add_argument("--step", help=argparse.SUPPRESS)
+    ap.add_argument("--args", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.step:  # inside a step's process
+        import resource
+
+        result = STEPS[args.step](**json.loads(args.args))
+        # the step's own process, or the largest of the worker processes it started
+        result["_maxrss_kib"] = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                                    resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+        print(json.dumps(result, default=str))
+        return 0
+    return run_benchmark(args.dir.resolve(), args.scale, args.days, args.seed)
+
+
+def run_benchmark(root: Path, scale: float, days: int, seed: int) -> int:
+    from clearance.mailsink import start as start_mailsink
+
+    inbox = root / "inbox"
+    history = dates(0, days)
+    night = dates(days, 1)[0]
+    month = history[-31:]
+    cores = os.cpu_count()
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    print(f"Benchmark: {days} days of Liaoning at scale {scale}, then the night {night}; "
+          f"{cores} cores, {memory_gib:.0f} GiB; in {root}")
+    root.mkdir(parents=True, exist_ok=True)
+
+    header("Simulated exports")
+    sim = run_step("simulate", inbox=str(inbox), days=days + 1, scale=scale, seed=seed)
+    row(f"simulate {days + 1} days ({sim['rows'] / 1e6:.1f} M rows)", sim["process_wall_s"], sim["peak_rss_mib"])
+
+    with socket.socket() as probe:  # a free port on the loopback for the SMTP server
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sink, _ = start_mailsink(root / "mail", port)
+    smtp_env = {"AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "bench@localhost", "retry_limit": 0}})}
+    results = {}
+    try:
+        for label, loaded in (("1 month", month), ("12 months", history)):
+            warehouse = root / label.replace(" ", "-") / "clearance.duckdb"
+            shutil.rmtree(warehouse.parent, ignore_errors=True)
+            header(f"History of {label} ({loaded[0]} .. {loaded[-1]})")
+            load = run_step("load_history", warehouse=str(warehouse), inbox=str(inbox), days=loaded)
+            row(f"load {len(loaded)} deliveries (ingest + load, no models)", load["process_wall_s"],
+                load["peak_rss_mib"], f"{load['rows_loaded'] / 1e6:.1f} M rows loaded")
+            rebuild = run_step("rebuild", warehouse=str(warehouse), inbox=str(inbox), business_date=loaded[-1])
+            row("full rebuild: staging, core, marts from all loaded rows", rebuild["rebuild_s"], rebuild["peak_rss_mib"],
+                f"{rebuild['core_shipments'] / 1e6:.2f} M shipments, {rebuild['core_clearance_events'] / 1e6:.1f} M events")
+            row("first publish: every monthly Parquet file", rebuild["first_publish_s"])
+            nights = [run_step("night", env=smtp_env, warehouse=str(warehouse), inbox=str(inbox), business_date=night)
+                      for _ in range(2)]
+            best = min(nights, key=lambda n: sum(n["times"].values()))
+            results[label] = {"load": load, "rebuild": rebuild, "night": best, "warehouse": warehouse}
+            for step, seconds in best["times"].items():
+                row(f"night {night}: {step}", seconds)
+            to_published = sum(best["times"][s] for s in ("ingest", "validate", "load_and_models", "alerts", "publish"))
+            row(f"night {night}: delivery to published warehouse ({best['rows']} rows)", to_published,
+                best["peak_rss_mib"], "target 20 s")
+
+        header("Nightly cost: the same night on 12 months of history against 1 month")
+        short, long = results["1 month"]["night"]["times"], results["12 months"]["night"]["times"]
+        for step in short:
+            print(f"  {step:<22} {short[step]:8.2f} s  {long[step]:8.2f} s  ratio {long[step] / max(short[step], 1e-9):5.2f}")
+        total = lambda t: sum(t[s] for s in ("ingest", "validate", "load_and_models", "alerts", "publish"))  # noqa: E731
+        print(f"  {'to published':<22} {total(short):8.2f} s  {total(long):8.2f} s  ratio {total(long) / total(short):5.2f}"
+              "   (should stay near 1)")
+
+        year = results["12 months"]["warehouse"]
+        import duckdb
+
+        with duckdb.connect(str(year), read_only=True) as con:
+            [(entry_id,)] = con.execute("SELECT entry_id FROM core_shipments WHERE declaration_month = ? "
+                                        "ORDER BY entry_id LIMIT 1 OFFSET 1000", [date(START.year, 6, 1)]).fetchall()
+        header("Analyst queries on the year's published warehouse (5 runs each; target 0.5 s)")
+        queries = run_step("queries", warehouse=str(year), entry_id=entry_id)
+        for name, q in queries.items():
+            if isinstance(q, dict):
+                row(f"{name}", q["median_s"], None, f"first run {q['first_s']:.3f} s, {q['rows']} rows")
+
+        header("Baseline: milestones and segments with pandas groupby over the same staged events")
+        base = run_step("baseline", warehouse=str(year))
+        model_s = results["12 months"]["rebuild"]["model_s"]
+        same_work = sum(model_s[m] for m in model_s if m.startswith("stg_") or m in (
+            "core_manifest_lines", "core_vessel_calls", "core_bill_cargo", "core_declaration_status",
+            "core_declarations", "core_shipments"))
+        row(f"pandas: read {base['events'] / 1e6:.1f} M staged events into DataFrames", base["read_s"])
+        row("pandas: groupby to milestones and segments", base["pandas_s"], base["peak_rss_mib"])
+        row("pipeline: the same tables in the full rebuild (staging to core_shipments)", same_work)
+        print(f"  time ratio pandas / pipeline: {base['pandas_s'] / same_work:.2f}"
+              f" (pandas without reading the events; the pipeline's figure includes writing its tables)")
+        cmp = base["comparison"]
+        print(f"  results equal: {cmp['equal']} ({cmp['shipments']} shipments; differences: {cmp['differences'] or 'none'})")
+
+        header(f"Cost of one port's share of the night {night} (on 12 months of history)")
+        port_results = {}
+        for port in ("DLC", "YKP", "SHE"):
+            copy = root / f"port-{port}" / "clearance.duckdb"
+            shutil.rmtree(copy.parent, ignore_errors=True)
+            shutil.copytree(year.parent, copy.parent, symlinks=True)
+            port_results[port] = run_step("port_night", env=smtp_env, warehouse=str(copy), inbox=str(inbox),
+                                          business_date=night, port=port)
+            p = port_results[port]
+            row(f"{port}: {p['rows']} rows: ingest + validate, load + models, publish",
+                sum(p["times"].values()), p["peak_rss_mib"],
+                ", ".join(f"{k} {v:.2f}" for k, v in p["times"].items()))
+            shutil.rmtree(copy.parent, ignore_errors=True)
+    finally:
+        sink.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

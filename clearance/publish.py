@@ -1,0 +1,179 @@
+"""Publish the warehouse analysts open: a new DuckDB file each night, swapped in with one rename.
+
+Analysts hold the published file open read-only; DuckDB's file lock would make a writer fail and a
+writer would block every reader. So the published file is never written once it is live: each
+night builds a new one beside it and `os.replace`s it over the live path. Readers that opened
+the old file keep reading it whole; new readers see the new one.
+
+The big tables (shipments, their events, the statistics) are not copied into it every night,
+which would cost what the whole history holds. They are Parquet files, one per month, written
+once and never changed: a night rewrites only the months its data touched (as new files) and the
+published file's views name the current file of every month. Small tables (work in progress,
+stalled shipments, findings, accounting, alert state, reference data) are copied in whole.
+Files no published version names any more are deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from clearance.config import TRANSFORMS_DIR, Settings
+from clearance.warehouse import PARTITIONED_TABLES, check_build, connect_state
+
+log = logging.getLogger(__name__)
+
+# Tables copied whole into every published file (besides the reference tables, ref_*).
+COPIED_TABLES = (
+    "run_context", "core_vessel_calls", "mart_work_in_progress", "mart_stalled_shipments",
+    "mart_data_quality_findings", "mart_delivery_timeliness", "quarantine", "file_accounting", "alert_log", "alert_digests",
+)
+
+
+def build_path(settings: Settings, business_date: str) -> Path:
+    return settings.work_dir / f"{settings.warehouse.stem}-{business_date}.building.duckdb"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def write_dirty_partitions(con: duckdb.DuckDBPyConnection, settings: Settings, business_date: str) -> list[tuple]:
+    """Write a new Parquet file for every month whose rows changed; returns (table, month, rows)."""
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
+    written = []
+    dirty = con.execute("SELECT table_name, partition_month FROM dirty_partitions ORDER BY ALL").fetchall()
+    for table, month in dirty:
+        month_expr, order = PARTITIONED_TABLES[table]
+        folder = settings.partitions_dir / table
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{month:%Y-%m}.{business_date}.{stamp}.parquet"
+        # COPY takes no parameter for its path; the path is built here from a table name and dates
+        [(rows,)] = con.execute(
+            f"COPY (SELECT * FROM {table} WHERE {month_expr} = ? ORDER BY {order}) TO {_literal(str(path))} "
+            "(FORMAT parquet, COMPRESSION zstd)", [month]).fetchall()
+        con.execute("DELETE FROM published_partitions WHERE table_name = ? AND partition_month = ?", [table, month])
+        if rows:
+            os.chmod(path, 0o444)
+            con.execute("INSERT INTO published_partitions VALUES (?, ?, ?, ?, ?)",
+                        [table, month, str(path), rows, business_date])
+        else:  # the month has no rows any more
+            path.unlink()
+        written.append((table, month, rows))
+    con.execute("DELETE FROM dirty_partitions")
+    return written
+
+
+def fill_published(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the tables and views of the published file (attached as `published`) from the state."""
+    [(state,)] = con.execute("SELECT current_database()").fetchall()
+    con.execute("USE published")
+    con.execute((TRANSFORMS_DIR / "macros.sql").read_text(encoding="utf-8"))  # analysts use them too
+    con.execute(f"USE \"{state}\"")
+    references = [r for (r,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND table_name LIKE 'ref\\_%' "
+        "ESCAPE '\\' ORDER BY 1", [state]).fetchall()]
+    for table in (*COPIED_TABLES, *references):
+        con.execute(f"CREATE TABLE published.{table} AS FROM \"{state}\".main.{table}")
+    for table in PARTITIONED_TABLES:
+        files = [f for (f,) in con.execute(
+            "SELECT file FROM published_partitions WHERE table_name = ? ORDER BY partition_month", [table]).fetchall()]
+        if files:
+            listing = ", ".join(_literal(f) for f in files)
+            con.execute(f"CREATE VIEW published.{table} AS SELECT * FROM read_parquet([{listing}])")
+        else:
+            con.execute(f"CREATE TABLE published.{table} AS FROM \"{state}\".main.{table} LIMIT 0")
+    con.execute("CREATE TABLE published.published_files AS SELECT table_name, partition_month, file, row_count "
+                "FROM published_partitions ORDER BY ALL")
+    con.execute("COMMENT ON TABLE published.published_files IS 'The Parquet files behind core_shipments, "
+                "core_clearance_events and mart_clearance_statistics: one per month, never rewritten'")
+    for column, text in (("table_name", "Table (a view over its files)"), ("partition_month", "First day of the month"),
+                         ("file", "Absolute path of the Parquet file"), ("row_count", "Rows in the file")):
+        con.execute(f"COMMENT ON COLUMN published.published_files.{column} IS {_literal(text)}")
+    # the comments of every table and column travel with it
+    for table, comment in con.execute(
+            "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = ? AND comment IS NOT NULL",
+            [state]).fetchall():
+        kind = "VIEW" if table in PARTITIONED_TABLES and _is_view(con, table) else "TABLE"
+        if _published(con, table):
+            con.execute(f"COMMENT ON {kind} published.{table} IS {_literal(comment)}")
+    for table, column, comment in con.execute(
+            "SELECT table_name, column_name, comment FROM duckdb_columns() WHERE database_name = ? "
+            "AND comment IS NOT NULL", [state]).fetchall():
+        if _published(con, table):
+            con.execute(f"COMMENT ON COLUMN published.{table}.{column} IS {_literal(comment)}")
+
+
+def _published(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    [(n,)] = con.execute("SELECT count(*) FROM (SELECT table_name AS n FROM duckdb_tables() WHERE database_name = "
+                         "'published' UNION ALL SELECT view_name FROM duckdb_views() WHERE database_name = "
+                         "'published') WHERE n = ?", [name]).fetchall()
+    return n > 0
+
+
+def _is_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    [(n,)] = con.execute("SELECT count(*) FROM duckdb_views() WHERE database_name = 'published' AND view_name = ?",
+                         [name]).fetchall()
+    return n > 0
+
+
+def referenced_files(settings: Settings) -> set[str]:
+    """Parquet files some kept published file (live or in versions/) still names."""
+    keep = set()
+    for catalog in [settings.warehouse, *settings.versions_dir.glob(f"{settings.warehouse.stem}.*.duckdb")]:
+        if catalog.exists():
+            with duckdb.connect(str(catalog), read_only=True) as con:
+                keep.update(f for (f,) in con.execute("SELECT file FROM published_files").fetchall())
+    return keep
+
+
+def remove_unreferenced_partitions(settings: Settings, current: set[str]) -> int:
+    keep = current | referenced_files(settings)
+    removed = 0
+    for path in settings.partitions_dir.glob("*/*.parquet"):
+        if str(path) not in keep:
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def publish(settings: Settings, build_id: str, business_date: str) -> Path:
+    """Write the months that changed, build the next published file, and swap it in atomically.
+
+    The published file is also linked into versions/ (a hard link: no copy, and the file is never
+    written again), and only the newest `keep_versions` of those are kept.
+    """
+    target = build_path(settings, business_date)
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in (target, target.with_name(target.name + ".wal")):
+        leftover.unlink(missing_ok=True)  # from a run that was killed
+    con = connect_state(settings)
+    try:
+        check_build(con, build_id, business_date)
+        con.execute(f"ATTACH {_literal(str(target))} AS published")
+        con.execute("BEGIN TRANSACTION")
+        written = write_dirty_partitions(con, settings, business_date)
+        con.execute("COMMIT")
+        fill_published(con)
+        current = {f for (f,) in con.execute("SELECT file FROM published_partitions").fetchall()}
+        con.execute("DETACH published")
+    finally:
+        con.close()
+    if target.with_name(target.name + ".wal").exists():
+        raise RuntimeError(f"{target}: write-ahead log left over; the build was not closed cleanly")
+    os.chmod(target, 0o444)  # published files are never written again: everyone reads, nobody writes
+    settings.versions_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
+    os.link(target, settings.versions_dir / f"{settings.warehouse.stem}.{business_date}.{stamp}.duckdb")
+    os.replace(target, settings.warehouse)
+    versions = sorted(settings.versions_dir.glob(f"{settings.warehouse.stem}.*.duckdb"), key=lambda p: p.stat().st_mtime_ns)
+    for old in versions[: max(len(versions) - settings.keep_versions, 0)]:
+        old.unlink()
+    removed = remove_unreferenced_partitions(settings, current)
+    log.info("published %s (business date %s): %d monthly files rewritten, %d old ones removed",
+             settings.warehouse, business_date, len(written), removed)
+    return settings.warehouse
