@@ -29,7 +29,7 @@ $(UV):
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
 
 $(VENV)/.synced: $(UV) uv.lock pyproject.toml
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
 	@touch $@
 
 env: $(VENV)/.synced

@@ -68,27 +68,39 @@ def strip_external_assets(pages: list[Path]) -> None:
             page.write_text(cleaned, encoding="utf-8")
 
 
-def write_index(docs_dir: Path, gx_root: Path) -> None:
-    """GX's own index lists the runs with JavaScript from a CDN; this one is plain HTML, newest first."""
-    store = gx_root / "gx" / "uncommitted" / "validations"
-    rows = []
-    for page in docs_dir.glob("validations/*/*/*/*.html"):
-        relative = page.relative_to(docs_dir / "validations")
-        result_file = store / relative.with_suffix(".json")
-        if not result_file.exists():
-            continue
-        result = json.loads(result_file.read_text(encoding="utf-8"))
-        stats = result.get("statistics", {})
-        failed_rows = sum((r.get("result") or {}).get("unexpected_count") or 0 for r in result.get("results", []))
-        suite, run_name, run_time = relative.parts[0], relative.parts[1], relative.parts[2]
-        rows.append((run_name, run_time, suite, result.get("success"), stats, failed_rows, page.relative_to(docs_dir)))
-    rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
+def index_row(docs_dir: Path, gx_root: Path, page: Path) -> dict | None:
+    """One line of the index: a validation result page and the counts of its stored result."""
+    relative = page.relative_to(docs_dir / "validations")
+    result_file = gx_root / "gx" / "uncommitted" / "validations" / relative.with_suffix(".json")
+    if not result_file.exists():
+        return None
+    result = json.loads(result_file.read_text(encoding="utf-8"))
+    stats = result.get("statistics", {})
+    suite, run_name, run_time = relative.parts[0], relative.parts[1], relative.parts[2]
+    return {"run_name": run_name, "run_time": run_time, "suite": suite, "success": result.get("success"),
+            "met": f"{stats.get('successful_expectations', '')}/{stats.get('evaluated_expectations', '')}",
+            "failed_rows": sum((r.get("result") or {}).get("unexpected_count") or 0 for r in result.get("results", [])),
+            "link": str(page.relative_to(docs_dir))}
+
+
+def write_index(docs_dir: Path, gx_root: Path, new_pages: list[Path]) -> None:
+    """GX's own index lists the runs with JavaScript from a CDN; this one is plain HTML, newest first.
+
+    The lines of earlier runs are kept in index.json, so a night reads only its own results.
+    """
+    listing = docs_dir / "index.json"
+    rows = {r["link"]: r for r in json.loads(listing.read_text(encoding="utf-8"))} if listing.exists() else {}
+    for page in new_pages:
+        if (row := index_row(docs_dir, gx_root, page)) is not None:
+            rows[row["link"]] = row
+    ordered = sorted(rows.values(), key=lambda r: (r["run_name"], r["run_time"]), reverse=True)
+    listing.write_text(json.dumps(ordered, ensure_ascii=False), encoding="utf-8")
     body = "".join(
-        f"<tr><td>{html.escape(run_name)}</td><td>{html.escape(suite)}</td><td>{html.escape(run_time)}</td>"
-        f"<td class=\"{'ok' if success else 'fail'}\">{'passed' if success else 'rows failed'}</td>"
-        f"<td>{stats.get('successful_expectations', '')}/{stats.get('evaluated_expectations', '')}</td>"
-        f"<td>{failed_rows}</td><td><a href=\"{html.escape(quote(str(link)))}\">result</a></td></tr>"
-        for run_name, run_time, suite, success, stats, failed_rows, link in rows
+        f"<tr><td>{html.escape(r['run_name'])}</td><td>{html.escape(r['suite'])}</td><td>{html.escape(r['run_time'])}</td>"
+        f"<td class=\"{'ok' if r['success'] else 'fail'}\">{'passed' if r['success'] else 'rows failed'}</td>"
+        f"<td>{html.escape(r['met'])}</td><td>{r['failed_rows']}</td>"
+        f"<td><a href=\"{html.escape(quote(r['link']))}\">result</a></td></tr>"
+        for r in ordered
     )
     (docs_dir / "index.html").write_text(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Validation results</title>"
@@ -142,6 +154,7 @@ class DeliveryValidator:
             source = self.context.data_sources.add_pandas("single_window")
         self.source = source
         self.checkpoints = {}
+        self.results, self.suites = [], set()
 
     def _checkpoint(self, kind: str):
         if kind not in self.checkpoints:
@@ -164,7 +177,9 @@ class DeliveryValidator:
             self.checkpoints[kind] = self.context.checkpoints.add_or_update(gx.Checkpoint(
                 name=f"single_window_{kind}",
                 validation_definitions=[definition],
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs", site_names=[self.SITE])],
+                # Data Docs are built once for the whole delivery (publish_docs), without GX's index,
+                # which reads every result ever stored
+                actions=[],
                 result_format={"result_format": "COMPLETE"},
             ))
         return self.checkpoints[kind]
@@ -187,7 +202,9 @@ class DeliveryValidator:
             expectation_parameters={"latest_allowed_time": latest_allowed_time(export_date)},
             run_id=self._gx.RunIdentifier(run_name=f"{export_date} {name}"),
         )
-        [result] = checkpoint_result.run_results.values()
+        [(identifier, result)] = checkpoint_result.run_results.items()
+        self.results.append(identifier)
+        self.suites.add(result.suite_name)
 
         codes, messages = frame[REASON_CODE].to_list(), frame[REASON_MESSAGE].to_list()
         for outcome in result.results:
@@ -223,10 +240,18 @@ class DeliveryValidator:
         )
 
     def publish_docs(self) -> None:
-        if not self.docs_dir.exists():
+        """The pages of this delivery's results (and of the suites), then the plain index."""
+        if not self.results:
             return
-        strip_external_assets(written_since(self.docs_dir, self.started))
-        write_index(self.docs_dir, self.gx_root)
+        from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+        suites = [ExpectationSuiteIdentifier(name=name) for name in sorted(self.suites)]
+        self.context.build_data_docs(site_names=[self.SITE], resource_identifiers=[*suites, *self.results],
+                                     build_index=False)
+        written = written_since(self.docs_dir, self.started)
+        strip_external_assets(written)
+        write_index(self.docs_dir, self.gx_root, [p for p in written if p.suffix == ".html"
+                                                  and p.is_relative_to(self.docs_dir / "validations")])
         make_world_readable(written_since(self.docs_dir, self.started))
 
 

@@ -168,7 +168,7 @@ def load_delivery(con: duckdb.DuckDBPyConnection, reports: list[dict], export_da
         frame = pl.read_parquet(report["parquet"])
         valid = frame.filter(pl.col(REASON_CODE).is_null())
         first_copies = valid.filter(~pl.col(DUPLICATE_IN_DELIVERY))
-        land = _land_frame(kind, first_copies, export_date, name)
+        con.register("land", _land_frame(kind, first_copies, export_date, name))
         [(loaded,)] = con.execute(
             f"INSERT INTO land_{kind} BY NAME SELECT * FROM land AS candidate WHERE NOT EXISTS "
             f"(SELECT 1 FROM land_{kind} AS known WHERE known.row_hash = candidate.row_hash)"
@@ -184,6 +184,7 @@ def load_delivery(con: duckdb.DuckDBPyConnection, reports: list[dict], export_da
             pl.when(pl.col(REASON_CODE) != "wrong_field_count").then(pl.col(ROW_HASH)).alias("row_hash"),
         )
         if bad.height:
+            con.register("bad", bad)
             con.execute(
                 "INSERT INTO quarantine BY NAME SELECT * FROM bad WHERE NOT EXISTS (SELECT 1 FROM quarantine AS q "
                 "WHERE q.export_date = bad.export_date AND q.source_file = bad.source_file AND q.line_no = bad.line_no "
@@ -206,8 +207,10 @@ def load_delivery(con: duckdb.DuckDBPyConnection, reports: list[dict], export_da
             "rows_quarantined": bad.height,
             "extra_columns": report["extra_columns"],
         }
-        accounting_row = pl.DataFrame([row], schema_overrides={"extra_columns": pl.List(pl.String)})
+        con.register("accounting_row", pl.DataFrame([row], schema_overrides={"extra_columns": pl.List(pl.String)}))
         con.execute("INSERT INTO file_accounting BY NAME SELECT * FROM accounting_row")
+        for view in ("land", "bad", "accounting_row"):
+            con.unregister(view)
         accounting.append(row)
         log.info("%s: read %d = loaded %d + duplicate %d + quarantined %d", name, row["rows_read"],
                  row["rows_loaded"], row["rows_duplicate"], row["rows_quarantined"])
