@@ -39,8 +39,8 @@ def _first(frame: pd.DataFrame, keys, code_column: str, code: str, how: str, nam
 
 
 def _hours(later: pd.Series, earlier: pd.Series) -> pd.Series:
-    # whole seconds, as date_diff('second', ...) counts them
-    return ((later - earlier) / np.timedelta64(1, "s")).round() / 3600.0
+    # seconds boundaries crossed, as the pipeline's date_diff('second', ...) counts them
+    return ((later.dt.floor("s") - earlier.dt.floor("s")) / np.timedelta64(1, "s")) / 3600.0
 
 
 def shipments(staged: dict[str, pd.DataFrame]) -> pd.DataFrame:

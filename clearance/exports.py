@@ -123,7 +123,7 @@ def export_xes_month(con: duckdb.DuckDBPyConnection, month: str, out: Path) -> P
     """The event log of the shipments declared in one month, as gzip XES, replacing `out` atomically."""
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     con.execute(XES_MACROS)
-    reader = con.execute(XES_LINES, {"month": month}).to_arrow_reader(200_000)
+    reader = con.sql(XES_LINES, params={"month": month}).to_arrow_reader(200_000)
     with gzip.open(tmp, "wb", compresslevel=3) as xes:
         xes.write(XES_HEADER.encode())
         for batch in reader:

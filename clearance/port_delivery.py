@@ -26,9 +26,9 @@ def write_port_delivery(inbox: Path, out_inbox: Path, export_date: str, port: st
     declared_here = pl.concat([frame.select("ENTRY_ID", "PORT_CODE") for _, report, frame in files
                                if report.kind == "dec_head"] or [pl.DataFrame({"ENTRY_ID": [], "PORT_CODE": []})])
     with duckdb.connect(str(state_db), read_only=True) as con:
-        declared_before = con.execute("SELECT entry_id FROM core_declarations WHERE port_code = ?", [port]).pl()
-    entries_of_port = set(declared_here.filter(pl.col("PORT_CODE") == port)["ENTRY_ID"].to_list()) | set(
-        declared_before["entry_id"].to_list())
+        declared_before = con.execute("SELECT entry_id FROM core_declarations WHERE port_code = ?", [port]).fetchall()
+    entries_of_port = set(declared_here.filter(pl.col("PORT_CODE") == port)["ENTRY_ID"].to_list()) | {
+        e for (e,) in declared_before}
 
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)

@@ -404,7 +404,7 @@ def run_models(con: duckdb.DuckDBPyConnection, business_date: str, export_dates:
     [(entries, bills, calls, periods)] = con.execute(
         "SELECT (SELECT count(*) FROM affected_entries), (SELECT count(*) FROM affected_bills), "
         "(SELECT count(*) FROM affected_calls), (SELECT count(*) FROM affected_periods)").fetchall()
-    outcome = {"build_id": build_id, "full_refresh": full_refresh, "affected_entries": entries,
+    outcome = {"build_id": build_id, "business_date": business_date, "full_refresh": full_refresh, "affected_entries": entries,
                "affected_bills": bills, "affected_calls": calls, "affected_periods": periods}
     log.info("models %s: %s", "rebuilt in full" if full_refresh else "updated", outcome)
     return outcome

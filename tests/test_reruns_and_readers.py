@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -204,3 +205,67 @@ def test_two_runs_at_once_the_later_publish_refuses(three_nights, tmp_path):
             pipeline.publish(slow, "2026-11-12")
     assert warehouse.read_bytes() == published
     assert rows(warehouse, "SELECT business_date::VARCHAR FROM run_context") == [("2026-11-11",)]
+
+
+# ----------------------------------------------------------------------------- incremental nights
+
+def test_incremental_nights_equal_a_rebuild_from_scratch(three_nights, tmp_path):
+    """Each night updates the models for the shipments its rows touch; table by table, the result is
+    what a rebuild from every loaded row gives (nights out of order and a rerun included)."""
+    from clearance.warehouse import model_files, rebuild
+
+    warehouse = tmp_path / "clearance.duckdb"
+    run_nights(three_nights, warehouse, ["2026-11-11", "2026-11-10", "2026-11-12", "2026-11-11"])
+    state = state_file(warehouse)
+    assert rows(state, "SELECT was_full_refresh FROM run_context") == [(False,)]
+    tables = [p.stem for p in model_files()]
+    nightly = {table: table_contents(state, table) for table in tables}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLEARANCE_WAREHOUSE", str(warehouse))
+        rebuild(settings(), "2026-11-11")
+    assert rows(state, "SELECT was_full_refresh FROM run_context") == [(True,)]
+    for table in tables:
+        assert table_contents(state, table) == nightly[table], table
+    assert len(nightly["core_clearance_events"]) > 1000 and len(nightly["mart_clearance_statistics"]) > 100
+
+
+def test_a_changed_reference_file_rebuilds_every_table(three_nights, tmp_path, monkeypatch):
+    import shutil
+
+    from clearance.config import SEEDS_DIR
+
+    warehouse = tmp_path / "clearance.duckdb"
+    run_nights(three_nights, warehouse, ["2026-11-10", "2026-11-11"])
+    target = "SELECT DISTINCT target_hours FROM mart_clearance_statistics WHERE direction = 'import' " \
+             "AND segment = 'overall_clearance' AND period_start = DATE '2026-11-10' AND grain = 'day'"
+    assert rows(warehouse, target) == [(48.0,)]
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS_DIR, seeds)
+    targets = (seeds / "clearance_targets.csv").read_text(encoding="utf-8")
+    (seeds / "clearance_targets.csv").write_text(targets.replace("import,,48.00", "import,,40.00"), encoding="utf-8")
+    monkeypatch.setattr("clearance.warehouse.SEEDS_DIR", seeds)
+    run_nights(three_nights, warehouse, ["2026-11-12"])
+    assert rows(state_file(warehouse), "SELECT was_full_refresh FROM run_context") == [(True,)]
+    assert rows(warehouse, target) == [(40.0,)]  # a day the night's rows did not touch
+
+
+def test_a_night_rewrites_only_the_months_it_touches(clearance_env):
+    inbox, warehouse = clearance_env
+    october, november = entry_id(41), entry_id(42)
+    write_delivery(inbox, "2026-11-20", {
+        "dec_head": [dec_head(october, "2026-10-30 10:00:00", bill="COSU2100000041"),
+                     dec_head(november, "2026-11-19 10:00:00", bill="COSU2100000042")],
+        "dec_result": [receipt(october, "L", "2026-10-30 11:00:00"), receipt(november, "L", "2026-11-19 11:00:00")],
+    })
+    run_business_date("2026-11-20")
+    files = "SELECT partition_month::VARCHAR, file FROM published_files WHERE table_name = 'core_shipments' ORDER BY 1"
+    before = rows(warehouse, files)
+    assert [month for month, _ in before] == ["2026-10-01", "2026-11-01"]
+
+    write_delivery(inbox, "2026-11-21", {"dec_result": [receipt(november, "P", "2026-11-21 09:00:00")]})
+    run_business_date("2026-11-21")
+    after = rows(warehouse, files)
+    assert after[0] == before[0]  # October untouched: the same file
+    assert after[1][1] != before[1][1] and Path(before[1][1]).exists()  # November: a new file; the old one kept
+    assert rows(warehouse, "SELECT entry_id, released_at::VARCHAR FROM core_shipments ORDER BY 1") == [
+        (october, None), (november, "2026-11-21 09:00:00")]
