@@ -1,8 +1,8 @@
 """Stalled-shipment digests: one mail per office per run, each alert sent once.
 
-The alerts due are worked out from `mart_stalled_shipments` against `alert_log` in the night's build
-file, before it is published, so the alert state travels with the warehouse: a rerun or a backfill
-finds what was already sent and sends nothing twice. If the SMTP server is unreachable or refuses,
+The alerts due are worked out from `mart_stalled_shipments` against `alert_log` in the pipeline's
+state file, after the night's build and before publishing (the published warehouse carries a copy
+of the alert state): a rerun or a backfill finds what was already sent and sends nothing twice. If the SMTP server is unreachable or refuses,
 the digest is recorded unsent, its alerts stay pending, the warehouse is still published, and the
 next run sends them.
 """

@@ -12,13 +12,20 @@ declared_stages AS (
 counted_declarations AS (
     SELECT bill_no, declared_at FROM core_shipments WHERE is_counted
 ),
+undeclared_lines AS (
+    -- manifest lines of bills with no declaration by the cut-off: few, so the rest is cheap
+    SELECT m.*
+    FROM core_manifest_lines AS m
+    ANTI JOIN (SELECT d.bill_no FROM counted_declarations AS d, cutoff WHERE d.declared_at <= cutoff.cutoff_at)
+        USING (bill_no)
+),
 arrived_bills AS (
     -- import bills on the manifest of an arrived call, or discharged; exports (arrival reports,
     -- loading) declare before they move and are left out
     SELECT m.bill_no, any_value(m.port_code) AS port_code, any_value(m.vessel_id) AS vessel_id,
            any_value(m.voyage_no) AS voyage_no,
            least(min(v.arrival_at), any_value(c.first_discharged_at)) AS arrived_at
-    FROM core_manifest_lines AS m
+    FROM undeclared_lines AS m
     LEFT JOIN core_vessel_calls AS v USING (vessel_id, voyage_no, port_code)
     LEFT JOIN core_bill_cargo AS c USING (bill_no)
     WHERE c.arrival_reported_at IS NULL AND c.last_loaded_at IS NULL
@@ -32,8 +39,6 @@ not_declared AS (
     CROSS JOIN cutoff
     LEFT JOIN ref_ports AS p USING (port_code)
     WHERE b.arrived_at <= cutoff.cutoff_at
-      AND NOT EXISTS (SELECT 1 FROM counted_declarations AS d
-                      WHERE d.bill_no = b.bill_no AND d.declared_at <= cutoff.cutoff_at)
 ),
 open_stages AS (
     SELECT * FROM declared_stages
