@@ -72,7 +72,7 @@ rebuild: env
 	$(PY) -m clearance.rebuild
 
 # A year of Liaoning (~20 million rows) through the pipeline, every step timed with its peak memory;
-# about 15 minutes and 10 GB of disk in warehouse/bench/.
+# about 25 minutes and 9 GB of disk in warehouse/bench/.
 BENCH_SCALE ?= 1.4
 BENCH_DAYS ?= 365
 bench: env

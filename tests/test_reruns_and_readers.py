@@ -269,3 +269,27 @@ def test_a_night_rewrites_only_the_months_it_touches(clearance_env):
     assert after[1][1] != before[1][1] and Path(before[1][1]).exists()  # November: a new file; the old one kept
     assert rows(warehouse, "SELECT entry_id, released_at::VARCHAR FROM core_shipments ORDER BY 1") == [
         (october, None), (november, "2026-11-21 09:00:00")]
+
+
+def test_a_second_run_while_the_state_file_is_held_fails_clearly(three_nights, tmp_path):
+    """Only the pipeline opens its state file; a run that finds it held says so and changes nothing."""
+    from clearance.warehouse import StateInUseError
+
+    warehouse = tmp_path / "clearance.duckdb"
+    run_nights(three_nights, warehouse, ["2026-11-10"])
+    published = warehouse.read_bytes()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys\ncon = duckdb.connect(sys.argv[1])\nprint('held', flush=True)\n"
+                               "sys.stdin.readline()\n", str(state_file(warehouse))],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StateInUseError, match="in use by another run"):
+            run_nights(three_nights, warehouse, ["2026-11-11"])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert warehouse.read_bytes() == published
+    run_nights(three_nights, warehouse, ["2026-11-11"])  # once it is free, the night runs
+    assert rows(warehouse, "SELECT business_date::VARCHAR FROM run_context") == [("2026-11-11",)]
