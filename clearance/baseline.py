@@ -32,12 +32,6 @@ def read_staged(con) -> dict[str, pd.DataFrame]:
     return {name: con.execute(sql).df() for name, sql in STAGED_QUERIES.items()}
 
 
-def _first(frame: pd.DataFrame, keys, code_column: str, code: str, how: str, name: str) -> pd.DataFrame:
-    rows = frame[frame[code_column] == code]
-    grouped = rows.groupby(keys, sort=False)["event_at" if "event_at" in rows else "notified_at"]
-    return (grouped.min() if how == "min" else grouped.max()).rename(name).reset_index()
-
-
 def _hours(later: pd.Series, earlier: pd.Series) -> pd.Series:
     # seconds boundaries crossed, as the pipeline's date_diff('second', ...) counts them
     return ((later.dt.floor("s") - earlier.dt.floor("s")) / np.timedelta64(1, "s")) / 3600.0
@@ -68,11 +62,12 @@ def shipments(staged: dict[str, pd.DataFrame]) -> pd.DataFrame:
     calls = calls.rename(columns={"ATA_BERTH": "call_berthed_at"})[["call_arrival_at", "call_berthed_at"]].reset_index()
 
     # bills: cargo milestones; gate-out once every container on the current manifest is out
-    per_bill = pd.DataFrame(index=pd.Index(cargo["bill_no"].unique(), name="bill_no"))
+    per_code = cargo.groupby(["bill_no", "event_code"], sort=False)["event_at"].agg(["min", "max"]).unstack()
+    per_bill = pd.DataFrame(index=per_code.index)
     for name, code, how in (("first_discharged_at", "DISC_DONE", "min"), ("last_discharged_at", "DISC_DONE", "max"),
                             ("arrival_reported_at", "ARRIVAL_REPORT", "min"), ("last_inspected_at", "INSP_DONE", "max"),
                             ("last_loaded_at", "LOADED", "max"), ("last_gate_out_at", "GATE_OUT", "max")):
-        per_bill[name] = _first(cargo, "bill_no", "event_code", code, how, name).set_index("bill_no")[name]
+        per_bill[name] = per_code[(how, code)] if (how, code) in per_code else pd.NaT
     current = manifest.sort_values(["version_written_at", "export_date", "source_file", "line_no"]).assign(
         box=lambda f: f["container_no"].fillna("")).groupby(["port_code", "bill_no", "box"], sort=False).tail(1)
     boxes = current[current["container_no"].notna()][["bill_no", "container_no"]].drop_duplicates()

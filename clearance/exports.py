@@ -23,16 +23,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from clearance.publish import sql_literal
+
 # small tables written out whole every night: table → the month it is partitioned by
 WRITTEN_TABLES = {
     "mart_work_in_progress": "strftime(business_date, '%Y-%m')",
     "mart_stalled_shipments": "strftime(business_date, '%Y-%m')",
     "mart_data_quality_findings": "'all'",
 }
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def export_parquet(con: duckdb.DuckDBPyConnection, link: Path, business_date: str, keep: int = 2) -> Path:
@@ -47,7 +45,7 @@ def export_parquet(con: duckdb.DuckDBPyConnection, link: Path, business_date: st
         os.link(file, folder / "data_0.parquet")
     for table, month in WRITTEN_TABLES.items():
         # table and expression are this module's constants; COPY takes no parameter for its path
-        con.execute(f"COPY (SELECT *, {month} AS month FROM {table}) TO {_literal(str(target / table))} "
+        con.execute(f"COPY (SELECT *, {month} AS month FROM {table}) TO {sql_literal(str(target / table))} "
                     "(FORMAT parquet, PARTITION_BY (month), WRITE_PARTITION_COLUMNS false)")
     for path in [target, *target.rglob("*")]:
         if path.is_dir() or path.stat().st_nlink == 1:  # the linked files are the warehouse's, read-only

@@ -38,7 +38,8 @@ def build_path(settings: Settings, business_date: str) -> Path:
     return settings.work_dir / f"{settings.warehouse.stem}-{business_date}.building.duckdb"
 
 
-def _literal(text: str) -> str:
+def sql_literal(text: str) -> str:
+    """A SQL string literal, for the statements that take no parameter (COPY's path, COMMENT ON)."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -54,7 +55,7 @@ def write_dirty_partitions(con: duckdb.DuckDBPyConnection, settings: Settings, b
         path = folder / f"{month:%Y-%m}.{business_date}.{stamp}.parquet"
         # COPY takes no parameter for its path; the path is built here from a table name and dates
         [(rows,)] = con.execute(
-            f"COPY (SELECT * FROM {table} WHERE {month_expr} = ? ORDER BY {order}) TO {_literal(str(path))} "
+            f"COPY (SELECT * FROM {table} WHERE {month_expr} = ? ORDER BY {order}) TO {sql_literal(str(path))} "
             "(FORMAT parquet, COMPRESSION zstd)", [month]).fetchall()
         con.execute("DELETE FROM published_partitions WHERE table_name = ? AND partition_month = ?", [table, month])
         if rows:
@@ -83,7 +84,7 @@ def fill_published(con: duckdb.DuckDBPyConnection) -> None:
         files = [f for (f,) in con.execute(
             "SELECT file FROM published_partitions WHERE table_name = ? ORDER BY partition_month", [table]).fetchall()]
         if files:
-            listing = ", ".join(_literal(f) for f in files)
+            listing = ", ".join(sql_literal(f) for f in files)
             con.execute(f"CREATE VIEW published.{table} AS SELECT * FROM read_parquet([{listing}])")
         else:
             con.execute(f"CREATE TABLE published.{table} AS FROM \"{state}\".main.{table} LIMIT 0")
@@ -93,32 +94,26 @@ def fill_published(con: duckdb.DuckDBPyConnection) -> None:
                 "core_clearance_events and mart_clearance_statistics: one per month, never rewritten'")
     for column, text in (("table_name", "Table (a view over its files)"), ("partition_month", "First day of the month"),
                          ("file", "Absolute path of the Parquet file"), ("row_count", "Rows in the file")):
-        con.execute(f"COMMENT ON COLUMN published.published_files.{column} IS {_literal(text)}")
+        con.execute(f"COMMENT ON COLUMN published.published_files.{column} IS {sql_literal(text)}")
     # the comments of every table and column travel with it
     for table, comment in con.execute(
             "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = ? AND comment IS NOT NULL",
             [state]).fetchall():
-        kind = "VIEW" if table in PARTITIONED_TABLES and _is_view(con, table) else "TABLE"
-        if _published(con, table):
-            con.execute(f"COMMENT ON {kind} published.{table} IS {_literal(comment)}")
+        if kind := _published_kind(con, table):
+            con.execute(f"COMMENT ON {kind} published.{table} IS {sql_literal(comment)}")
     for table, column, comment in con.execute(
             "SELECT table_name, column_name, comment FROM duckdb_columns() WHERE database_name = ? "
             "AND comment IS NOT NULL", [state]).fetchall():
-        if _published(con, table):
-            con.execute(f"COMMENT ON COLUMN published.{table}.{column} IS {_literal(comment)}")
+        if _published_kind(con, table):
+            con.execute(f"COMMENT ON COLUMN published.{table}.{column} IS {sql_literal(comment)}")
 
 
-def _published(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    [(n,)] = con.execute("SELECT count(*) FROM (SELECT table_name AS n FROM duckdb_tables() WHERE database_name = "
-                         "'published' UNION ALL SELECT view_name FROM duckdb_views() WHERE database_name = "
-                         "'published') WHERE n = ?", [name]).fetchall()
-    return n > 0
-
-
-def _is_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    [(n,)] = con.execute("SELECT count(*) FROM duckdb_views() WHERE database_name = 'published' AND view_name = ?",
-                         [name]).fetchall()
-    return n > 0
+def _published_kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    """TABLE or VIEW if the published file has a relation of that name."""
+    rows = con.execute("SELECT 'TABLE' FROM duckdb_tables() WHERE database_name = 'published' AND table_name = $n "
+                       "UNION ALL SELECT 'VIEW' FROM duckdb_views() WHERE database_name = 'published' AND view_name = $n",
+                       {"n": name}).fetchall()
+    return rows[0][0] if rows else None
 
 
 def referenced_files(settings: Settings) -> set[str]:
@@ -154,7 +149,7 @@ def publish(settings: Settings, build_id: str, business_date: str) -> Path:
     con = connect_state(settings)
     try:
         check_build(con, build_id, business_date)
-        con.execute(f"ATTACH {_literal(str(target))} AS published")
+        con.execute(f"ATTACH {sql_literal(str(target))} AS published")
         con.execute("BEGIN TRANSACTION")
         written = write_dirty_partitions(con, settings, business_date)
         con.execute("COMMIT")
