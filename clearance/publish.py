@@ -60,8 +60,9 @@ def write_dirty_partitions(con: duckdb.DuckDBPyConnection, settings: Settings, b
         con.execute("DELETE FROM published_partitions WHERE table_name = ? AND partition_month = ?", [table, month])
         if rows:
             os.chmod(path, 0o444)
+            # relative to the warehouse folder: the folder can move with everything in it
             con.execute("INSERT INTO published_partitions VALUES (?, ?, ?, ?, ?)",
-                        [table, month, str(path), rows, business_date])
+                        [table, month, str(path.relative_to(settings.warehouse_dir)), rows, business_date])
         else:  # the month has no rows any more
             path.unlink()
         written.append((table, month, rows))
@@ -69,7 +70,7 @@ def write_dirty_partitions(con: duckdb.DuckDBPyConnection, settings: Settings, b
     return written
 
 
-def fill_published(con: duckdb.DuckDBPyConnection) -> None:
+def fill_published(con: duckdb.DuckDBPyConnection, warehouse_dir: Path) -> None:
     """Create the tables and views of the published file (attached as `published`) from the state."""
     [(state,)] = con.execute("SELECT current_database()").fetchall()
     con.execute("USE published")
@@ -81,15 +82,15 @@ def fill_published(con: duckdb.DuckDBPyConnection) -> None:
     for table in (*COPIED_TABLES, *references):
         con.execute(f"CREATE TABLE published.{table} AS FROM \"{state}\".main.{table}")
     for table in PARTITIONED_TABLES:
-        files = [f for (f,) in con.execute(
+        files = [str(warehouse_dir / f) for (f,) in con.execute(
             "SELECT file FROM published_partitions WHERE table_name = ? ORDER BY partition_month", [table]).fetchall()]
         if files:
             listing = ", ".join(sql_literal(f) for f in files)
             con.execute(f"CREATE VIEW published.{table} AS SELECT * FROM read_parquet([{listing}])")
         else:
             con.execute(f"CREATE TABLE published.{table} AS FROM \"{state}\".main.{table} LIMIT 0")
-    con.execute("CREATE TABLE published.published_files AS SELECT table_name, partition_month, file, row_count "
-                "FROM published_partitions ORDER BY ALL")
+    con.execute("CREATE TABLE published.published_files AS SELECT table_name, partition_month, ? || '/' || file AS file, "
+                "row_count FROM published_partitions ORDER BY ALL", [str(warehouse_dir)])
     con.execute("COMMENT ON TABLE published.published_files IS 'The Parquet files behind core_shipments, "
                 "core_clearance_events and mart_clearance_statistics: one per month, never rewritten'")
     for column, text in (("table_name", "Table (a view over its files)"), ("partition_month", "First day of the month"),
@@ -153,8 +154,8 @@ def publish(settings: Settings, build_id: str, business_date: str) -> Path:
         con.execute("BEGIN TRANSACTION")
         written = write_dirty_partitions(con, settings, business_date)
         con.execute("COMMIT")
-        fill_published(con)
-        current = {f for (f,) in con.execute("SELECT file FROM published_partitions").fetchall()}
+        fill_published(con, settings.warehouse_dir)
+        current = {str(settings.warehouse_dir / f) for (f,) in con.execute("SELECT file FROM published_partitions").fetchall()}
         con.execute("DETACH published")
     finally:
         con.close()

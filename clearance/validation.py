@@ -139,9 +139,11 @@ class DeliveryValidator:
         self.context = gx.get_context(mode="file", project_root_dir=str(gx_root))
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         sites = self.context.get_config().data_docs_sites or {}
-        for name in [n for n in sites if n != self.SITE]:
+        # only our site, and where the docs are now (the warehouse folder may have moved)
+        for name in [n for n, site in sites.items() if n != self.SITE
+                     or site.get("store_backend", {}).get("base_directory") != str(docs_dir)]:
             self.context.delete_data_docs_site(name)
-        if self.SITE not in sites:
+        if self.SITE not in (self.context.get_config().data_docs_sites or {}):
             self.context.add_data_docs_site(site_name=self.SITE, site_config={
                 "class_name": "SiteBuilder",
                 "show_how_to_buttons": False,

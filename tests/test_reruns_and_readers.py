@@ -293,3 +293,16 @@ def test_a_second_run_while_the_state_file_is_held_fails_clearly(three_nights, t
     assert warehouse.read_bytes() == published
     run_nights(three_nights, warehouse, ["2026-11-11"])  # once it is free, the night runs
     assert rows(warehouse, "SELECT business_date::VARCHAR FROM run_context") == [("2026-11-11",)]
+
+
+def test_the_warehouse_folder_can_move(three_nights, tmp_path):
+    """Everything the runs keep lives in the warehouse folder and names its files relative to it."""
+    before, after = tmp_path / "before" / "clearance.duckdb", tmp_path / "after" / "clearance.duckdb"
+    run_nights(three_nights, before, ["2026-11-10"])
+    before.parent.rename(after.parent)
+    run_nights(three_nights, after, ["2026-11-11"])
+    files = rows(after, "SELECT file FROM published_files")
+    assert files and all(Path(f).is_relative_to(after.parent) and Path(f).exists() for (f,) in files)
+    [(shipments,)] = rows(after, "SELECT count(*) FROM core_shipments")
+    assert shipments == rows(state_file(after), "SELECT count(*) FROM core_shipments")[0][0] > 50
+    assert (after.parent / "data_docs" / "index.json").exists() and not before.parent.exists()

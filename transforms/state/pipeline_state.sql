@@ -16,6 +16,6 @@ CREATE TABLE IF NOT EXISTS published_partitions (
 COMMENT ON TABLE published_partitions IS 'The current Parquet file of every month of every table the warehouse serves from Parquet.';
 COMMENT ON COLUMN published_partitions.table_name IS 'Table';
 COMMENT ON COLUMN published_partitions.partition_month IS 'First day of the month';
-COMMENT ON COLUMN published_partitions.file IS 'Absolute path of the Parquet file (never rewritten: a change writes a new file)';
+COMMENT ON COLUMN published_partitions.file IS 'Path of the Parquet file within the warehouse folder (never rewritten: a change writes a new file)';
 COMMENT ON COLUMN published_partitions.row_count IS 'Rows in the file';
 COMMENT ON COLUMN published_partitions.written_for_date IS 'Business date of the run that wrote it';
