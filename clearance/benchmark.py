@@ -98,16 +98,13 @@ def _ingest_unvalidated(args: tuple[str, str, str]) -> tuple[str, list[dict]]:
     """Ingest one delivery; rows that cannot be rows are marked as validation would mark them."""
     import polars as pl
 
-    from clearance.ingest import REASON_CODE, REASON_MESSAGE, delivery_folder, ingest_delivery
+    from clearance.ingest import delivery_folder, ingest_delivery
+    from clearance.validation import mark_broken_rows
 
     inbox, day, work = args
     reports = ingest_delivery(delivery_folder(Path(inbox), day), day, Path(work) / day)
     for report in reports:
-        frame = pl.read_parquet(report["parquet"])
-        frame.with_columns(
-            pl.when(pl.col("_field_count_error").is_not_null()).then(pl.lit("wrong_field_count")).alias(REASON_CODE),
-            pl.col("_field_count_error").alias(REASON_MESSAGE),
-        ).write_parquet(report["parquet"])
+        mark_broken_rows(pl.read_parquet(report["parquet"])).write_parquet(report["parquet"])
     return day, reports
 
 

@@ -121,6 +121,14 @@ def make_world_readable(paths: list[Path]) -> None:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
 
 
+def mark_broken_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows with the wrong number of fields cannot be validated: their reason is known from ingest."""
+    return frame.with_columns(
+        pl.when(pl.col("_field_count_error").is_not_null()).then(pl.lit("wrong_field_count")).alias(REASON_CODE),
+        pl.col("_field_count_error").alias(REASON_MESSAGE),
+    )
+
+
 class DeliveryValidator:
     """A file-backed GX context beside the warehouse: suites from expectations/, every validation
     result kept in its store, Data Docs rebuilt after each file."""
@@ -188,11 +196,7 @@ class DeliveryValidator:
 
     def validate_file(self, parquet: Path, kind: str, name: str, export_date: str) -> pl.DataFrame:
         """Return the file's rows with REASON_CODE/REASON_MESSAGE set on every failing row."""
-        frame = pl.read_parquet(parquet)
-        frame = frame.with_columns(
-            pl.when(pl.col("_field_count_error").is_not_null()).then(pl.lit("wrong_field_count")).alias(REASON_CODE),
-            pl.col("_field_count_error").alias(REASON_MESSAGE),
-        )
+        frame = mark_broken_rows(pl.read_parquet(parquet))
         # Only rows that could be loaded are validated: not broken rows, not second copies.
         candidates = frame.with_row_index("_frame_index").filter(
             pl.col(REASON_CODE).is_null() & ~pl.col(DUPLICATE_IN_DELIVERY)
