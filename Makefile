@@ -21,7 +21,7 @@ DEMO_SMTP_PORT ?= 8025
 DEMO_MAIL_DIR ?= $(CURDIR)/warehouse/mail
 DEMO_END = $(shell $(PY) -c "import datetime as d; print(d.date.fromisoformat('$(DEMO_START)') + d.timedelta(days=$(DEMO_DAYS) - 1))")
 
-.PHONY: env airflow-db browser demo run rebuild bench simulate report test clean
+.PHONY: env airflow-db browser demo run rebuild recover bench simulate report test clean
 
 # uv is installed into the project environment when it is missing; everything else comes from uv.lock.
 $(UV):
@@ -70,6 +70,10 @@ report: env
 # reference file changed).
 rebuild: env
 	$(PY) -m clearance.rebuild
+
+# Rebuild the state file from the deliveries kept in the inbox (after it was lost or damaged), and publish.
+recover: env
+	$(PY) -m clearance.recover $(if $(THROUGH),--through $(THROUGH))
 
 # A year of Liaoning (~20 million rows) through the pipeline, every step timed with its peak memory;
 # about 25 minutes and 9 GB of disk in warehouse/bench/.

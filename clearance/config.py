@@ -13,13 +13,32 @@ EXPECTATIONS_DIR = PROJECT_DIR / "expectations"
 
 
 @dataclass(frozen=True)
+class QuarantinePolicy:
+    """A file fails the night on quarantined rows only when they exceed both the share and the count.
+
+    A share alone would stop the whole province for one bad row in a small port's 25-row file.
+    """
+
+    max_share: float = 0.01
+    max_rows: int = 20
+
+    def describe(self) -> str:
+        return f"more than {self.max_share:.1%} of its rows and more than {self.max_rows} rows"
+
+
+@dataclass(frozen=True)
 class Settings:
     inbox: Path  # folder holding the dated deliveries <inbox>/<YYYY-MM-DD>/
     warehouse: Path  # the published DuckDB file analysts open
-    max_quarantine_share: float  # a file with more quarantined rows than this fails the run
+    max_quarantine_share: float  # a file fails the run with more quarantined rows than this share...
+    max_quarantine_rows: int  # ...and more than this many
     keep_versions: int  # published warehouse files kept in versions/ besides the live one
     dashboard: Path  # the nightly dashboard, one self-contained HTML file
     memory_limit: str  # DuckDB's memory limit for the pipeline's work (it spills to disk beyond it)
+
+    @property
+    def quarantine_policy(self) -> QuarantinePolicy:
+        return QuarantinePolicy(self.max_quarantine_share, self.max_quarantine_rows)
 
     @property
     def warehouse_dir(self) -> Path:
@@ -70,6 +89,7 @@ def settings() -> Settings:
         inbox=Path(os.environ.get("CLEARANCE_INBOX", PROJECT_DIR / "warehouse" / "inbox")).resolve(),
         warehouse=Path(os.environ.get("CLEARANCE_WAREHOUSE", PROJECT_DIR / "warehouse" / "clearance.duckdb")).resolve(),
         max_quarantine_share=float(os.environ.get("CLEARANCE_MAX_QUARANTINE_SHARE", "0.01")),
+        max_quarantine_rows=int(os.environ.get("CLEARANCE_MAX_QUARANTINE_ROWS", "20")),
         keep_versions=int(os.environ.get("CLEARANCE_KEEP_VERSIONS", "5")),
         dashboard=Path(os.environ.get("CLEARANCE_DASHBOARD", PROJECT_DIR / "dashboards" / "clearance_dashboard.html")).resolve(),
         memory_limit=os.environ.get("CLEARANCE_DUCKDB_MEMORY_LIMIT", "3GB"),

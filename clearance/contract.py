@@ -35,6 +35,28 @@ YES_NO = ("Y", "N")
 
 ENTRY_ID_PATTERN = r"^\d{4}20\d{2}[01]\d{9}$"
 
+# MANIFEST.json (export contract, "Delivery"): field names and types, checked before anything is read.
+MANIFEST_SCHEMA = {
+    "type": "object",
+    "required": ["export_date", "files"],
+    "properties": {
+        "export_date": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+        "generated_at": {"type": "string"},
+        "files": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "rows", "sha256"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "rows": {"type": "integer", "minimum": 0},  # JSON true is not an integer here
+                    "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                },
+            },
+        },
+    },
+}
+
 
 @dataclass(frozen=True)
 class FileKind:
@@ -76,7 +98,8 @@ KINDS: dict[str, FileKind] = {
             "manifest",
             "utf-8",
             ("VESSEL_ID", "VOYAGE_NO", "PORT_CODE", "BILL_NO", "CONTAINER_NO", "GROSS_WT", "UPDATE_TIME"),
-            required=("VOYAGE_NO", "PORT_CODE", "BILL_NO", "UPDATE_TIME"),
+            # rail, road and air consignments (the Shenyang hub) have no vessel and no voyage
+            required=("PORT_CODE", "BILL_NO", "UPDATE_TIME"),
             times=("UPDATE_TIME",),
             description="cargo manifest lines (舱单), linking bills to vessel calls and containers",
         ),

@@ -16,6 +16,8 @@ import hashlib
 import io
 import json
 import logging
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +25,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from clearance.contract import DATA_FILE_PATTERN, KINDS, MANIFEST_NAME, TIME_FORMATS, container_number_is_valid
+from clearance.contract import (DATA_FILE_PATTERN, KINDS, MANIFEST_NAME, MANIFEST_SCHEMA, TIME_FORMATS,
+                                container_number_is_valid)
 
 log = logging.getLogger(__name__)
 
@@ -58,33 +61,62 @@ def delivery_folder(inbox: Path, export_date: str) -> Path:
     return Path(inbox) / export_date
 
 
-def read_manifest(folder: Path, export_date: str) -> dict:
-    """MANIFEST.json of a delivery, with every listed name checked against the naming pattern."""
-    path = folder / MANIFEST_NAME
-    if not path.is_file():
-        raise DeliveryError(str(path), "MANIFEST.json is missing: the delivery is incomplete")
+def read_delivery_file(path: Path, what: str) -> bytes:
+    """The bytes of a file of the delivery itself: a symbolic link is refused, never followed.
+
+    A link could make the pipeline read any file on the machine (say one pointing out of the inbox).
+    """
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DeliveryError(str(path), f"not valid JSON ({exc})") from exc
-    if manifest.get("export_date") != export_date:
-        raise DeliveryError(str(path), f"export_date is {manifest.get('export_date')!r}, expected {export_date!r}")
-    files = manifest.get("files")
-    if not isinstance(files, list):
-        raise DeliveryError(str(path), "no 'files' list")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise DeliveryError(str(path), f"{what} is missing") from None
+    except OSError as exc:
+        if path.is_symlink():
+            raise DeliveryError(str(path), f"{what} is a symbolic link (to {os.readlink(path)}); "
+                                           "a delivery holds its files itself") from None
+        raise DeliveryError(str(path), f"{what} cannot be read ({exc.strerror})") from exc
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise DeliveryError(str(path), f"{what} is not a regular file")
+        return handle.read()
+
+
+def _schema_error_text(error) -> str:
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    return f"{where.lstrip('.') or 'the document'}: {error.message}"
+
+
+def read_manifest(folder: Path, export_date: str) -> dict:
+    """MANIFEST.json of a delivery, checked against its schema and every listed name against the pattern."""
+    import jsonschema  # a well-kept validator: names the field and the reason
+
+    path = folder / MANIFEST_NAME
+    if not path.exists() and not path.is_symlink():
+        raise DeliveryError(str(path), "MANIFEST.json is missing: the delivery is incomplete")
+    data = read_delivery_file(path, "MANIFEST.json")
+    try:
+        manifest = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise DeliveryError(str(path), f"not UTF-8 (byte {exc.start})", _line_at(data, exc.start)) from exc
+    except json.JSONDecodeError as exc:
+        raise DeliveryError(str(path), f"not valid JSON: {exc.msg}", exc.lineno) from exc
+    errors = sorted(jsonschema.Draft202012Validator(MANIFEST_SCHEMA).iter_errors(manifest), key=lambda e: list(e.path))
+    if errors:
+        raise DeliveryError(str(path), "does not follow the MANIFEST.json schema: "
+                            + "; ".join(_schema_error_text(e) for e in errors[:5]))
+    if manifest["export_date"] != export_date:
+        raise DeliveryError(str(path), f"export_date is {manifest['export_date']!r}, expected {export_date!r}")
     seen = set()
-    for entry in files:
-        name = entry.get("name") if isinstance(entry, dict) else None
+    for entry in manifest["files"]:
+        name = entry["name"]
         # A name with a path component or outside the pattern is refused, never opened.
-        match = DATA_FILE_PATTERN.fullmatch(name) if isinstance(name, str) else None
+        match = DATA_FILE_PATTERN.fullmatch(name)
         if not match:
             raise DeliveryError(str(path), f"file name {name!r} does not follow <kind>_<YYYYMMDD>_<NN>.csv")
         if match["date"] != export_date.replace("-", ""):
             raise DeliveryError(str(path), f"file {name} belongs to another export date")
         if name in seen:
             raise DeliveryError(str(path), f"file {name} is listed twice")
-        if not isinstance(entry.get("rows"), int) or not isinstance(entry.get("sha256"), str):
-            raise DeliveryError(str(path), f"file {name} has no integer 'rows' or no 'sha256'")
         seen.add(name)
     return manifest
 
@@ -92,8 +124,14 @@ def read_manifest(folder: Path, export_date: str) -> dict:
 def decode(name: str, data: bytes, encoding: str) -> str:
     """Text of a file in its contract encoding; a file in the wrong encoding is a file-level fault."""
     if encoding == "utf-8":
+        boms = 0
+        while data.startswith(b"\xef\xbb\xbf", 3 * boms):
+            boms += 1
+        if boms > 1:
+            # an export tool that adds its own mark before the one already there: the marks carry no data
+            log.warning("%s: starts with %d byte-order marks; all are removed", name, boms)
         try:
-            return data.decode("utf-8-sig")
+            return data[3 * boms:].decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DeliveryError(name, f"not valid UTF-8 (byte {exc.start})", _line_at(data, exc.start)) from exc
     # GB18030 decodes almost any byte string, so a UTF-8 file would pass silently as mojibake:
@@ -117,11 +155,32 @@ def _line_at(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
-def csv_records(text: str) -> Iterator[tuple[int, str, list[str]]]:
+def _ends_inside_quotes(record: str) -> bool:
+    """True when a record's text ends inside a quoted field (the csv module's non-strict reading).
+
+    The reader would return such a record as if it were whole; at the end of a file it means the
+    file was cut inside a quoted value (a line break in quotes, cut after the break).
+    """
+    state = "start"  # start of a field, in an unquoted field, in quotes, just after a quote in quotes
+    for char in record:
+        if state == "quoted":
+            state = "quote" if char == '"' else "quoted"
+        elif state == "quote":
+            state = "quoted" if char == '"' else ("start" if char in ",\r\n" else "unquoted")
+        elif char == ",":
+            state = "start"
+        elif state == "start" and char == '"':
+            state = "quoted"
+        elif state == "start" and char not in "\r\n":
+            state = "unquoted"
+    return state == "quoted"
+
+
+def csv_records(name: str, text: str) -> Iterator[tuple[int, str, list[str]]]:
     """(first line number, raw text, fields) for every CSV record, header included.
 
     Quoted fields may hold line breaks, so a record can span lines; the raw text is what the
-    file held, for the quarantine.
+    file held, for the quarantine. A record the reader cannot end is a file-level fault.
     """
     consumed: list[str] = []
 
@@ -131,11 +190,24 @@ def csv_records(text: str) -> Iterator[tuple[int, str, list[str]]]:
             yield line
 
     reader = csv.reader(lines(), strict=False)
-    for fields in reader:
+    raw = ""
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            first_line = reader.line_num - len(consumed) + 1
+            if "field larger than field limit" in str(exc):
+                raise DeliveryError(name, f"a field is longer than {csv.field_size_limit():,} characters; most likely "
+                                          "a quote opens a value and never closes", first_line) from exc
+            raise DeliveryError(name, f"not readable as CSV ({exc})", first_line) from exc
         raw = "".join(consumed)
         first_line = reader.line_num - len(consumed) + 1
         consumed.clear()
         yield first_line, raw.rstrip("\r\n"), fields
+    if _ends_inside_quotes(raw):
+        raise DeliveryError(name, "truncated: the file ends inside a quoted value (no closing quote)", first_line)
 
 
 def read_data_file(folder: Path, entry: dict) -> tuple[FileReport, pl.DataFrame]:
@@ -143,9 +215,9 @@ def read_data_file(folder: Path, entry: dict) -> tuple[FileReport, pl.DataFrame]
     name = entry["name"]
     kind = KINDS[DATA_FILE_PATTERN.fullmatch(name)["kind"]]
     path = folder / name
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise DeliveryError(name, "listed in MANIFEST.json but missing")
-    data = path.read_bytes()
+    data = read_delivery_file(path, name)
     if not data:
         raise DeliveryError(name, "empty file (not even a header)")
     if hashlib.sha256(data).hexdigest() != entry["sha256"].lower():
@@ -154,7 +226,7 @@ def read_data_file(folder: Path, entry: dict) -> tuple[FileReport, pl.DataFrame]
         raise DeliveryError(name, "truncated: the last line has no line end", _line_at(data, len(data)))
     text = decode(name, data, kind.encoding)
 
-    records = csv_records(text)
+    records = csv_records(name, text)
     _, _, header = next(records)
     header = [h.strip() for h in header]
     missing = [c for c in kind.required if c not in header]
@@ -225,16 +297,31 @@ def add_check_columns(kind_name: str, frame: pl.DataFrame) -> pl.DataFrame:
             .alias("GROSS_WT__parses")
         )
     frame = frame.with_columns(exprs)
-    # Identity of a row is its contract values by column name, so a re-sent row is recognised
-    # even when a later delivery orders the columns differently or adds a column.
-    content = pl.concat_str([pl.col(c).fill_null("\x00") for c in kind.columns], separator="\x1f")
-    frame = frame.with_columns(content.alias("_content"))
-    hashes = duckdb.sql("SELECT md5(_content) AS h FROM frame").pl()["h"]
-    frame = frame.with_columns(hashes.alias(ROW_HASH)).drop("_content")
+    frame = frame.with_columns(row_identity(kind.columns).alias(ROW_HASH))
     # A second copy of a row within the same delivery is a duplicate, not a new fact.
     return frame.with_columns(
         (pl.col("_field_count_error").is_null() & pl.col(ROW_HASH).is_first_distinct().not_()).alias(DUPLICATE_IN_DELIVERY)
     )
+
+
+def row_identity(columns: tuple[str, ...]) -> pl.Expr:
+    """Identity of a row: SHA-256 (first 128 bits) of its contract values by column name.
+
+    A re-sent row is recognised even when a later delivery orders the columns differently or adds
+    one. Each value is written with its length in bytes first (`~` for an empty one), so no value can
+    pass for two (a separator character inside a value cannot make two different rows one).
+    """
+    encoded = pl.concat_str([
+        pl.when(pl.col(c).is_null()).then(pl.lit("~"))
+        .otherwise(pl.concat_str([pl.col(c).str.len_bytes().cast(pl.String), pl.lit(":"), pl.col(c)]))
+        for c in columns
+    ])
+    return encoded.map_batches(_sha256_128, return_dtype=pl.Binary)
+
+
+def _sha256_128(encoded: pl.Series) -> pl.Series:
+    frame = pl.DataFrame({"encoded": encoded})
+    return duckdb.sql("SELECT unhex(left(sha256(encoded), 32)) AS h FROM frame").pl()["h"]
 
 
 def ingest_delivery(folder: Path, export_date: str, work_dir: Path) -> list[dict]:

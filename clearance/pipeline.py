@@ -31,7 +31,9 @@ def run_work_dir(business_date: str):
 
 def ingest(business_date: str) -> list[dict]:
     from clearance.ingest import delivery_folder, ingest_delivery
+    from clearance.warehouse import private_folder
 
+    private_folder(settings().work_dir)  # the night's rows as read: the pipeline's user only
     work = run_work_dir(business_date)
     shutil.rmtree(work, ignore_errors=True)
     return ingest_delivery(delivery_folder(settings().inbox, business_date), business_date, work)

@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 
 from clearance.config import TRANSFORMS_DIR, Settings
-from clearance.warehouse import PARTITIONED_TABLES, check_build, connect_state
+from clearance.warehouse import PARTITIONED_TABLES, check_build, connect_state, private_folder
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def publish(settings: Settings, build_id: str, business_date: str) -> Path:
     written again), and only the newest `keep_versions` of those are kept.
     """
     target = build_path(settings, business_date)
-    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(settings.work_dir)
     for leftover in (target, target.with_name(target.name + ".wal")):
         leftover.unlink(missing_ok=True)  # from a run that was killed
     con = connect_state(settings)

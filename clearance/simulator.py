@@ -682,7 +682,8 @@ def _gen_chunk(w: _World, first_day: int, last_day: int) -> dict[str, pl.DataFra
 
     # ---------------------------------------------------------------- frames
     ship = pl.DataFrame({
-        "PORT_CODE": pcode, "VESSEL_ID": vessel, "VOYAGE_NO": voyage, "BILL_NO": bill,
+        # rail, road and air consignments carry no vessel and no voyage (the train or flight is not exported)
+        "PORT_CODE": pcode, "VESSEL_ID": vessel, "VOYAGE_NO": np.where(sea, voyage, ""), "BILL_NO": bill,
         "I_E_FLAG": np.where(imp, "I", "E"), "I_E_PORT": office, "TRADE_MODE": trade,
         "TRAF_MODE": mode.astype(str), "OWNER_CODE": w.owner_code[owner], "OWNER_NAME": w.owner_name[owner],
         "MAIN_CODE_TS": hs,
@@ -710,7 +711,7 @@ def _gen_chunk(w: _World, first_day: int, last_day: int) -> dict[str, pl.DataFra
         pl.Series("_last", (~(two_step[h_ship] & real & (h_step == "1"))).astype(np.int8)),
     ).select(*KINDS["dec_head"].columns, "_first", "_last")
     dec_head = dec_head.with_columns(
-        _null_empty("DECL_STEP"), _null_empty("VESSEL_ID"), pl.col("UPDATE_TIME").alias("_t"))
+        _null_empty("DECL_STEP"), _null_empty("VESSEL_ID"), _null_empty("VOYAGE_NO"), pl.col("UPDATE_TIME").alias("_t"))
 
     dec_result = pl.DataFrame({
         "ENTRY_ID": entry[r_idx], "CHANNEL": r_code, "NOTICE_DATE": r_t.astype(np.int64),
@@ -720,11 +721,14 @@ def _gen_chunk(w: _World, first_day: int, last_day: int) -> dict[str, pl.DataFra
 
     unit = pl.DataFrame({"CONTAINER_NO": box_no}, schema={"CONTAINER_NO": pl.String}).with_columns(
         _null_empty("CONTAINER_NO"))
-    m_time = (Mt[us] + upos * rng.uniform(0, 5, nu)).astype(np.int64)
+    # a bill's manifest is one message: every line of it has the message's UPDATE_TIME (the draw is kept so
+    # the random streams after it stay as they were)
+    rng.uniform(0, 5, nu)
+    m_time = Mt[us].astype(np.int64)
     manifest = pl.concat([ship[us].select("VESSEL_ID", "VOYAGE_NO", "PORT_CODE", "BILL_NO"), unit], how="horizontal")
     manifest = manifest.with_columns(
         pl.Series("GROSS_WT", uw), pl.Series("UPDATE_TIME", m_time), pl.Series("_lim", A[us].astype(np.int64)),
-    ).with_columns(_null_empty("VESSEL_ID"), pl.col("UPDATE_TIME").alias("_t"))
+    ).with_columns(_null_empty("VESSEL_ID"), _null_empty("VOYAGE_NO"), pl.col("UPDATE_TIME").alias("_t"))
 
     c_ship = us[c_unit]
     bill_level = ~ubox[c_unit]
@@ -736,7 +740,7 @@ def _gen_chunk(w: _World, first_day: int, last_day: int) -> dict[str, pl.DataFra
     ).with_columns(
         pl.when(pl.col("_bl") | pl.col("EVENT_CODE").is_in(["CERT_ISSUED"])).then(None)
         .otherwise(pl.col("CONTAINER_NO")).alias("CONTAINER_NO"),
-        _null_empty("VESSEL_ID"), pl.col("EVENT_TIME").alias("_t"),
+        _null_empty("VESSEL_ID"), _null_empty("VOYAGE_NO"), pl.col("EVENT_TIME").alias("_t"),
     ).drop("_bl").select(*KINDS["cargo_event"].columns, "_t")
 
     vessel_event = pl.DataFrame({
@@ -755,16 +759,19 @@ def _gen_chunk(w: _World, first_day: int, last_day: int) -> dict[str, pl.DataFra
 
 
 def _versions(frame: pl.DataFrame, r: np.random.Generator, kind: str) -> pl.DataFrame:
-    """Re-send some rows with a later UPDATE_TIME and a corrected GROSS_WT (the latest wins)."""
+    """Re-send some declarations, and some bills' whole manifests, with a later UPDATE_TIME and a corrected
+    GROSS_WT (the latest version wins; a manifest version is the bill's whole container list)."""
     h = frame.height
     if kind == "dec_head":
         pick = np.flatnonzero((frame["_last"].to_numpy() == 1) & (r.random(h) < 0.03))
         new_t = frame["UPDATE_TIME"].to_numpy()[pick] + _ln(r, 6, 1.0, len(pick), lo=0.01, hi=40).astype(np.int64)
     else:
-        pick = np.flatnonzero(r.random(h) < 0.03)
+        bill = frame["BILL_NO"].str.replace_all(r"[\s\u3000\u00a0\-\uff0d]", "").str.to_uppercase().to_numpy()
+        bills, of_bill = np.unique(bill, return_inverse=True)
+        pick = np.flatnonzero((r.random(len(bills)) < 0.03)[of_bill])
         old = frame["UPDATE_TIME"].to_numpy()[pick]
         lim = frame["_lim"].to_numpy()[pick]
-        new_t = old + ((lim - old) * r.uniform(0.2, 0.9, len(pick))).astype(np.int64)
+        new_t = old + ((lim - old) * r.uniform(0.2, 0.9, len(bills))[of_bill[pick]]).astype(np.int64)
     if not len(pick):
         return frame
     factor = 1 + r.choice([-1, 1], len(pick)) * r.uniform(0.005, 0.05, len(pick))

@@ -145,6 +145,7 @@ class DeliveryValidator:
         self.docs_dir, self.gx_root = docs_dir, gx_root
         self.started = time.time() - 1  # file times may be rounded to the second
         self.context = gx.get_context(mode="file", project_root_dir=str(gx_root))
+        os.chmod(gx_root, 0o700)  # its stored results hold the failing values; analysts read the Data Docs
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         sites = self.context.get_config().data_docs_sites or {}
         # only our site, and where the docs are now (the warehouse folder may have moved)
@@ -201,7 +202,7 @@ class DeliveryValidator:
         candidates = frame.with_row_index("_frame_index").filter(
             pl.col(REASON_CODE).is_null() & ~pl.col(DUPLICATE_IN_DELIVERY)
         )
-        to_check = candidates.drop("_raw_line").to_pandas(use_pyarrow_extension_array=True)
+        to_check = candidates.drop("_raw_line", ROW_HASH).to_pandas(use_pyarrow_extension_array=True)
         to_check.index = candidates["_frame_index"].to_list()
         checkpoint_result = self._checkpoint(kind).run(
             batch_parameters={"dataframe": to_check},

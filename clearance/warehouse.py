@@ -22,6 +22,7 @@ from __future__ import annotations
 import graphlib
 import hashlib
 import logging
+import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from clearance.config import SEEDS_DIR, TRANSFORMS_DIR, Settings
+from clearance.config import SEEDS_DIR, TRANSFORMS_DIR, QuarantinePolicy, Settings
 from clearance.contract import KINDS
 from clearance.ingest import DUPLICATE_IN_DELIVERY, RAW_LINE, REASON_CODE, REASON_MESSAGE, ROW_HASH
 
@@ -68,20 +69,90 @@ class StateInUseError(RuntimeError):
     """Another run (or a person) holds the state file."""
 
 
+class StateUnusableError(RuntimeError):
+    """The state file is missing, damaged or of an older layout while there is history to keep."""
+
+
+# Version of the state file's layout. 2: row identity over length-prefixed values, every sighting kept.
+STATE_FORMAT = 2
+RECOVERY_COMMAND = "make recover (python -m clearance.recover)"
+
+
+def private_folder(path: Path) -> Path:
+    """A folder only the pipeline's user can enter: it holds every loaded row, owner names included."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def published_business_date(settings: Settings) -> str | None:
+    """Business date of the published warehouse, if there is one."""
+    if not settings.warehouse.exists():
+        return None
+    try:
+        with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+            rows = con.execute("SELECT business_date::VARCHAR FROM run_context").fetchall()
+    except duckdb.Error:
+        return "unknown"
+    return rows[0][0] if rows else None
+
+
+def _unusable(settings: Settings, what: str) -> StateUnusableError:
+    published = published_business_date(settings)
+    history = (f"the published warehouse {settings.warehouse} holds the nights up to {published}"
+               if published else "it held every loaded row")
+    return StateUnusableError(
+        f"{settings.state_db} {what}, but {history}: a night on a new, empty state would publish only its own "
+        f"delivery. Nothing was changed. Rebuild the state from the deliveries kept in the inbox with "
+        f"{RECOVERY_COMMAND}, then run the night again."
+    )
+
+
 def connect_state(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """The pipeline's state file; fails with a clear message while another run holds it."""
-    settings.state_db.parent.mkdir(parents=True, exist_ok=True)
+    """The pipeline's state file; fails with a clear message while another run holds it.
+
+    A new state file is created only where nothing was ever published: a missing, damaged or older
+    state beside a published warehouse is refused, naming the recovery command.
+    """
+    private_folder(settings.state_db.parent)
+    if not settings.state_db.exists() and (read_only or published_business_date(settings)):
+        raise _unusable(settings, "is missing")
     # no table relies on the order rows were written in: writing in parallel is faster and lighter
     config = {"memory_limit": settings.memory_limit, "preserve_insertion_order": False}
     try:
-        return duckdb.connect(str(settings.state_db), read_only=read_only, config=config)
+        con = duckdb.connect(str(settings.state_db), read_only=read_only, config=config)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise StateInUseError(
                 f"{settings.state_db} is in use by another run of the pipeline (two runs at once, say "
                 f"`make run` beside the scheduler); nothing was changed, run again when it is done: {exc}"
             ) from exc
-        raise
+        raise _unusable(settings, f"cannot be opened ({exc})") from exc
+    except duckdb.Error as exc:
+        raise _unusable(settings, f"cannot be opened ({exc})") from exc
+    if not read_only:
+        os.chmod(settings.state_db, 0o600)
+        try:
+            _check_format(con, settings)
+        except BaseException:
+            con.close()
+            raise
+    return con
+
+
+def _check_format(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                                        "AND schema_name = 'main'").fetchall()}
+    if not tables:
+        if published_business_date(settings):
+            raise _unusable(settings, "holds no table")
+        ensure_schema(con)  # a new deployment
+        con.execute("INSERT INTO state_format VALUES (?)", [STATE_FORMAT])
+        return
+    layout = con.execute("SELECT max(version) FROM state_format").fetchone()[0] if "state_format" in tables else 1
+    if layout != STATE_FORMAT:
+        raise _unusable(settings, f"was written by another version of the pipeline (layout {layout}; this one "
+                                  f"keeps layout {STATE_FORMAT})")
 
 
 @dataclass(frozen=True)
@@ -149,30 +220,35 @@ def _land_frame(kind: str, frame: pl.DataFrame, export_date: str, source_file: s
     )
 
 
-def load_delivery(con: duckdb.DuckDBPyConnection, reports: list[dict], export_date: str, max_quarantine_share: float) -> list[dict]:
-    """Load every file of a validated delivery; account for every row.
+def load_delivery(con: duckdb.DuckDBPyConnection, reports: list[dict], export_date: str,
+                  policy: QuarantinePolicy) -> list[str]:
+    """Load every file of a validated delivery and account for every row; returns the export dates
+    whose loaded rows changed (the delivery's own and those whose rows' first sighting moved).
 
-    A rerun of an export date first removes what that date loaded before, so reruns are exact.
-    Quarantined rows are never deleted: a rerun finds its own already there and adds what is new.
-    A row already loaded from another delivery is a duplicate (at-least-once delivery).
+    Every valid row is recorded as a sighting (delivery, file, line), re-sends included; a distinct
+    row is loaded once, with the lineage of its first sighting by (export date, file, line), so the
+    same deliveries give the same rows, lineage and accounting in whatever order they are (re)run.
+    A rerun of an export date replaces that date's sightings: a row it no longer carries stays
+    loaded while another delivery still carries it. Quarantined rows are never deleted: a rerun
+    finds its own already there and adds what is new.
     """
     ensure_schema(con)
     day = date.fromisoformat(export_date)
-    for kind in KINDS:
-        con.execute(f"DELETE FROM land_{kind} WHERE export_date = ?", [day])
     con.execute("DELETE FROM file_accounting WHERE export_date = ?", [day])
+    # the rows whose sightings change: those the date carried before, and (below) those it carries now
+    con.execute("CREATE OR REPLACE TEMP TABLE resighted AS SELECT DISTINCT file_kind, row_hash FROM row_sightings "
+                "WHERE export_date = ?", [day])
+    con.execute("DELETE FROM row_sightings WHERE export_date = ?", [day])
+    for kind in KINDS:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE delivered_{kind} AS FROM land_{kind} LIMIT 0")
 
-    accounting = []
     for report in reports:
         kind, name = report["kind"], report["name"]
         frame = pl.read_parquet(report["parquet"])
         valid = frame.filter(pl.col(REASON_CODE).is_null())
-        first_copies = valid.filter(~pl.col(DUPLICATE_IN_DELIVERY))
-        con.register("land", _land_frame(kind, first_copies, export_date, name))
-        [(loaded,)] = con.execute(
-            f"INSERT INTO land_{kind} BY NAME SELECT * FROM land AS candidate WHERE NOT EXISTS "
-            f"(SELECT 1 FROM land_{kind} AS known WHERE known.row_hash = candidate.row_hash)"
-        ).fetchall()
+        con.register("delivered", _land_frame(kind, valid, export_date, name))
+        con.execute(f"INSERT INTO delivered_{kind} BY NAME SELECT * FROM delivered")
+        con.execute("INSERT INTO row_sightings SELECT ?, row_hash, export_date, source_file, line_no FROM delivered", [kind])
         bad = frame.filter(pl.col(REASON_CODE).is_not_null()).select(
             pl.lit(day).alias("export_date"),
             pl.lit(name).alias("source_file"),
@@ -193,38 +269,92 @@ def load_delivery(con: duckdb.DuckDBPyConnection, reports: list[dict], export_da
             [(kept,)] = con.execute(
                 "SELECT count(*) FROM bad SEMI JOIN quarantine AS q USING (export_date, source_file, line_no, raw_line)"
             ).fetchall()
+            con.unregister("bad")
             if kept != bad.height:
                 raise AccountingError(f"{name}: {bad.height} rows quarantined but {kept} found in the quarantine table")
-        row = {
-            "export_date": day,
-            "source_file": name,
-            "file_kind": kind,
-            "rows_in_manifest": report["rows_in_manifest"],
-            "rows_read": report["rows_read"],
-            "rows_loaded": loaded,
-            # second copies within the delivery, and rows loaded before from another delivery
-            "rows_duplicate": (valid.height - first_copies.height) + (first_copies.height - loaded),
-            "rows_quarantined": bad.height,
-            "extra_columns": report["extra_columns"],
-        }
-        con.register("accounting_row", pl.DataFrame([row], schema_overrides={"extra_columns": pl.List(pl.String)}))
-        con.execute("INSERT INTO file_accounting BY NAME SELECT * FROM accounting_row")
-        for view in ("land", "bad", "accounting_row"):
-            con.unregister(view)
-        accounting.append(row)
-        log.info("%s: read %d = loaded %d + duplicate %d + quarantined %d", name, row["rows_read"],
-                 row["rows_loaded"], row["rows_duplicate"], row["rows_quarantined"])
-    check_accounting(con, export_date, max_quarantine_share)
-    return accounting
+        con.execute("INSERT INTO file_accounting VALUES (?, ?, ?, ?, ?, NULL, NULL, ?, ?)",
+                    [day, name, kind, report["rows_in_manifest"], report["rows_read"], bad.height,
+                     report["extra_columns"]])
+        con.unregister("delivered")
+
+    con.execute("INSERT INTO resighted SELECT DISTINCT file_kind, row_hash FROM row_sightings WHERE export_date = ? "
+                "EXCEPT SELECT file_kind, row_hash FROM resighted", [day])
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE first_sightings AS
+        SELECT file_kind, row_hash, min({'export_date': export_date, 'source_file': source_file, 'line_no': line_no}) AS first
+        FROM row_sightings SEMI JOIN resighted USING (file_kind, row_hash)
+        GROUP BY file_kind, row_hash""")
+    con.execute("CREATE OR REPLACE TEMP TABLE lineage_moves (old_date DATE, new_date DATE)")
+    for kind in KINDS:
+        _restate_loaded_rows(con, kind)
+    [(dates,)] = con.execute(
+        "SELECT list(DISTINCT d ORDER BY d) FROM (SELECT ?::DATE AS d UNION ALL SELECT old_date FROM lineage_moves "
+        "UNION ALL SELECT new_date FROM lineage_moves) WHERE d IS NOT NULL", [day]).fetchall()
+    _restate_accounting(con, dates)
+    check_accounting(con, dates, policy)
+    for row in con.execute(
+            "SELECT source_file, rows_read, rows_loaded, rows_duplicate, rows_quarantined FROM file_accounting "
+            "WHERE export_date = ? ORDER BY source_file", [day]).fetchall():
+        log.info("%s: read %d = loaded %d + duplicate %d + quarantined %d", *row)
+    return [d.isoformat() for d in dates]
 
 
-def check_accounting(con: duckdb.DuckDBPyConnection, export_date: str, max_quarantine_share: float) -> None:
-    """Every row read is loaded, a duplicate, or quarantined; bad rows stay below the allowed share."""
-    day = date.fromisoformat(export_date)
+def _restate_loaded_rows(con: duckdb.DuckDBPyConnection, kind: str) -> None:
+    """land_<kind> holds each row whose kind has a sighting once, with the lineage of its first sighting."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE moved AS
+        WITH before AS (
+            SELECT row_hash, {{'export_date': export_date, 'source_file': source_file, 'line_no': line_no}} AS lineage
+            FROM land_{kind} SEMI JOIN (SELECT row_hash FROM resighted WHERE file_kind = '{kind}') USING (row_hash)
+        ),
+        now AS (SELECT row_hash, first AS lineage FROM first_sightings WHERE file_kind = '{kind}')
+        SELECT row_hash, before.lineage AS old_lineage, now.lineage AS new_lineage
+        FROM before FULL JOIN now USING (row_hash)
+        WHERE before.lineage IS DISTINCT FROM now.lineage""")
+    con.execute("INSERT INTO lineage_moves SELECT old_lineage.export_date, new_lineage.export_date FROM moved")
+    # the values of a row are the same in every copy: take them from the state or from tonight's files
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE restated AS
+        WITH known AS (
+            SELECT * EXCLUDE (export_date, source_file, line_no) FROM land_{kind} SEMI JOIN moved USING (row_hash)
+            UNION ALL BY NAME
+            SELECT * EXCLUDE (export_date, source_file, line_no) FROM delivered_{kind} SEMI JOIN moved USING (row_hash)
+        ),
+        one_copy AS (SELECT * FROM known QUALIFY row_number() OVER (PARTITION BY row_hash) = 1)
+        SELECT one_copy.*, m.new_lineage.export_date, m.new_lineage.source_file, m.new_lineage.line_no
+        FROM one_copy JOIN moved AS m USING (row_hash)
+        WHERE m.new_lineage IS NOT NULL""")
+    con.execute(f"DELETE FROM land_{kind} WHERE row_hash IN (SELECT row_hash FROM moved)")
+    con.execute(f"INSERT INTO land_{kind} BY NAME SELECT * FROM restated")
+
+
+def _restate_accounting(con: duckdb.DuckDBPyConnection, dates: list) -> None:
+    """Loaded and duplicate rows of every file of these dates, from the sightings: the first sighting of a
+    row is its loaded copy, every other one a duplicate."""
+    loaded = " UNION ALL ".join(
+        f"SELECT export_date, source_file FROM land_{kind} WHERE export_date IN (SELECT unnest($dates))" for kind in KINDS)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE file_counts AS
+        WITH sighted AS (
+            SELECT export_date, source_file, count(*) AS n FROM row_sightings
+            WHERE export_date IN (SELECT unnest($dates)) GROUP BY ALL
+        ),
+        loaded AS (SELECT export_date, source_file, count(*) AS n FROM ({loaded}) GROUP BY ALL)
+        SELECT a.export_date, a.source_file, coalesce(loaded.n, 0) AS loaded, coalesce(sighted.n, 0) AS sighted
+        FROM file_accounting AS a
+        LEFT JOIN sighted USING (export_date, source_file)
+        LEFT JOIN loaded USING (export_date, source_file)
+        WHERE a.export_date IN (SELECT unnest($dates))""", {"dates": dates})
+    con.execute("UPDATE file_accounting AS a SET rows_loaded = c.loaded, rows_duplicate = c.sighted - c.loaded "
+                "FROM file_counts AS c WHERE a.export_date = c.export_date AND a.source_file = c.source_file")
+
+
+def check_accounting(con: duckdb.DuckDBPyConnection, dates: list, policy: QuarantinePolicy) -> None:
+    """Every row read is loaded, a duplicate, or quarantined; bad rows stay within the failure policy."""
     unbalanced = con.execute(
         "SELECT source_file, rows_read, rows_loaded, rows_duplicate, rows_quarantined FROM file_accounting "
-        "WHERE export_date = ? AND rows_read <> rows_loaded + rows_duplicate + rows_quarantined",
-        [day],
+        "WHERE export_date IN (SELECT unnest($dates)) "
+        "AND rows_read IS DISTINCT FROM rows_loaded + rows_duplicate + rows_quarantined", {"dates": dates}
     ).fetchall()
     if unbalanced:
         raise AccountingError("; ".join(
@@ -232,13 +362,14 @@ def check_accounting(con: duckdb.DuckDBPyConnection, export_date: str, max_quara
         ))
     too_bad = con.execute(
         "SELECT source_file, rows_quarantined, rows_read FROM file_accounting "
-        "WHERE export_date = ? AND rows_read > 0 AND rows_quarantined > ? * rows_read",
-        [day, max_quarantine_share],
+        "WHERE export_date IN (SELECT unnest($dates)) AND rows_quarantined > $share * rows_read "
+        "AND rows_quarantined > $rows",
+        {"dates": dates, "share": policy.max_share, "rows": policy.max_rows},
     ).fetchall()
     if too_bad:
         raise AccountingError("; ".join(
-            f"{f}: {q} of {r} rows quarantined, more than the allowed {max_quarantine_share:.1%} "
-            "(see the quarantine table)"
+            f"{f}: {q} of {r} rows quarantined, {policy.describe()} (see the quarantine table; "
+            "CLEARANCE_MAX_QUARANTINE_SHARE and CLEARANCE_MAX_QUARANTINE_ROWS set the limits)"
             for f, q, r in too_bad
         ))
 
@@ -415,8 +546,8 @@ def build_warehouse(settings: Settings, reports: list[dict], business_date: str)
     con = connect_state(settings)
     try:
         con.execute("BEGIN TRANSACTION")
-        load_delivery(con, reports, business_date, settings.max_quarantine_share)
-        outcome = run_models(con, business_date, [business_date])
+        export_dates = load_delivery(con, reports, business_date, settings.quarantine_policy)
+        outcome = run_models(con, business_date, export_dates)
         con.execute("COMMIT")
         con.execute("CHECKPOINT")
     finally:

@@ -357,11 +357,13 @@ def day_one_published(tmp_path_factory):
         mp.setenv("CLEARANCE_WAREHOUSE", str(live))
         mp.delenv("CLEARANCE_MAX_QUARANTINE_SHARE", raising=False)
         run_business_date(DAY1)
-    return SimpleNamespace(inbox=inbox, bytes=live.read_bytes())
+    return SimpleNamespace(inbox=inbox, bytes=live.read_bytes(), folder=live.parent)
 
 
 def start_from_day_one(day_one, warehouse: Path) -> None:
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    """The published warehouse of day 1 with the state file and the monthly files it was published from."""
+    for part in ("_state", "partitions"):
+        shutil.copytree(day_one.folder / part, warehouse.parent / part)
     warehouse.write_bytes(day_one.bytes)
     assert business_date(warehouse) == DAY1
 
@@ -422,29 +424,53 @@ def test_missing_required_column_stops_the_run(day_one_published, clearance_env)
     assert_nothing_published(day_one_published, warehouse)
 
 
-@pytest.mark.parametrize("rows", [99, 100])
-def test_a_file_with_more_bad_rows_than_allowed_stops_the_run(rows, day_one_published, clearance_env, monkeypatch):
-    """One bad row: 1 of 99 is more than the default 1 % and fails the run; 1 of 100 is not more, and loads."""
+@pytest.mark.parametrize(("rows", "bad_rows", "fails"), [
+    (25, 1, False),  # 4 % of a small port's file, but one row: quarantined, the night goes on
+    (25, 20, False),  # 80 %, but not more than 20 rows
+    (100, 21, True),  # 21 % and 21 rows: both limits passed
+    (2200, 21, False),  # 21 rows, but under 1 % of the file
+])
+def test_a_file_fails_only_with_more_bad_rows_than_both_limits(rows, bad_rows, fails, day_one_published, clearance_env,
+                                                              monkeypatch):
+    """The failure policy: a file stops the night only past both the share (1 %) and the count (20 rows)."""
     inbox, warehouse = clearance_env
     monkeypatch.delenv("CLEARANCE_MAX_QUARANTINE_SHARE", raising=False)
+    monkeypatch.delenv("CLEARANCE_MAX_QUARANTINE_ROWS", raising=False)
     start_from_day_one(day_one_published, warehouse)
     events = [cargo_event(f"COSU2{n:09d}", "GATE_OUT", "2026-11-21 10:00:00", container(300000 + n))
-              for n in range(rows - 1)]
-    events.append(cargo_event("COSU2999999999", "GATE_IN", "2026-11-21 11:00:00", container(399999)))
+              for n in range(rows - bad_rows)]
+    events += [cargo_event(f"COSU3{n:09d}", "GATE_IN", "2026-11-21 11:00:00", container(390000 + n))
+               for n in range(bad_rows)]
     write_delivery(inbox, DAY2, {"cargo_event": events})
     name = data_file_name("cargo_event", DAY2, 1)
-    if 1 > 0.01 * rows:
+    if fails:
         with pytest.raises(AccountingError) as caught:
             run_business_date(DAY2)
-        assert f"{name}: 1 of {rows} rows quarantined" in str(caught.value)
+        assert (f"{name}: {bad_rows} of {rows} rows quarantined, more than 1.0% of its rows and more than 20 rows"
+                in str(caught.value))
         assert_nothing_published(day_one_published, warehouse)
     else:
         run_business_date(DAY2)
         assert business_date(warehouse) == DAY2
         assert query(warehouse, "SELECT rows_read, rows_loaded, rows_duplicate, rows_quarantined FROM file_accounting "
-                                "WHERE source_file = ?", [name]) == [(rows, rows - 1, 0, 1)]
-        assert query(warehouse, "SELECT line_no, reason_code FROM quarantine WHERE source_file = ?", [name]) == [
-            (rows + 1, "unknown_event_code")]
+                                "WHERE source_file = ?", [name]) == [(rows, rows - bad_rows, 0, bad_rows)]
+        assert query(warehouse, "SELECT list(line_no ORDER BY line_no), list(DISTINCT reason_code) FROM quarantine "
+                                "WHERE source_file = ?", [name]) == [
+            (list(range(rows - bad_rows + 2, rows + 2)), ["unknown_event_code"])]
+
+
+def test_both_quarantine_limits_are_settings(day_one_published, clearance_env, monkeypatch):
+    inbox, warehouse = clearance_env
+    monkeypatch.setenv("CLEARANCE_MAX_QUARANTINE_SHARE", "0.5")
+    monkeypatch.setenv("CLEARANCE_MAX_QUARANTINE_ROWS", "0")
+    start_from_day_one(day_one_published, warehouse)
+    events = [cargo_event("COSU2000000001", "GATE_OUT", "2026-11-21 10:00:00", container(300001)),
+              cargo_event("COSU2000000002", "GATE_IN", "2026-11-21 10:00:00", container(300002)),
+              cargo_event("COSU2000000003", "GATE_IN", "2026-11-21 10:00:00", container(300003))]
+    write_delivery(inbox, DAY2, {"cargo_event": events})
+    with pytest.raises(AccountingError, match=r"2 of 3 rows quarantined, more than 50.0% of its rows and more than 0 rows"):
+        run_business_date(DAY2)
+    assert_nothing_published(day_one_published, warehouse)
 
 
 # ------------------------------------------------------------------------------ names in MANIFEST.json
@@ -467,15 +493,17 @@ def test_manifest_names_outside_the_pattern_are_refused(bad_name, clearance_env,
     write_manifest(folder, DAY1, manifest["files"] + [entry])
 
     opened = []
-    real_open = io.open
 
-    def spy(file, *args, **kwargs):
-        if isinstance(file, (str, os.PathLike)):
-            opened.append(Path(file).resolve())
-        return real_open(file, *args, **kwargs)
+    def spy(real_open):
+        def opening(file, *args, **kwargs):
+            if isinstance(file, (str, os.PathLike)):
+                opened.append(Path(file).resolve())
+            return real_open(file, *args, **kwargs)
+        return opening
 
     with monkeypatch.context() as patched, pytest.raises(DeliveryError) as caught:
-        patched.setattr(io, "open", spy)
+        patched.setattr(io, "open", spy(io.open))
+        patched.setattr(os, "open", spy(os.open))
         run_business_date(DAY1)
     assert repr(bad_name) in str(caught.value) and MANIFEST_NAME in str(caught.value)
     assert (folder / MANIFEST_NAME).resolve() in opened  # the spy saw the run's reads
@@ -554,6 +582,7 @@ def test_two_different_rows_for_one_declaration_version_are_quarantined(clearanc
 
 
 def test_the_run_fails_when_rows_are_not_accounted_for(tmp_path):
+    from clearance.config import QuarantinePolicy
     from clearance.warehouse import check_accounting, ensure_schema
 
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
@@ -561,7 +590,7 @@ def test_the_run_fails_when_rows_are_not_accounted_for(tmp_path):
         con.execute("INSERT INTO file_accounting VALUES (DATE '2026-11-20', 'cargo_event_20261120_01.csv', "
                     "'cargo_event', 10, 10, 8, 1, 0, [])")
         with pytest.raises(AccountingError, match=r"cargo_event_20261120_01.csv: read 10 != loaded 8 \+ duplicate 1"):
-            check_accounting(con, "2026-11-20", 0.01)
+            check_accounting(con, [datetime(2026, 11, 20).date()], QuarantinePolicy())
 
 
 def test_a_bad_row_sent_twice_is_quarantined_twice_not_counted_as_a_duplicate(clearance_env, monkeypatch):

@@ -58,7 +58,7 @@ COMMENT ON COLUMN core_declarations.port_code IS 'Port of entry/exit';
 COMMENT ON COLUMN core_declarations.transport_mode_code IS 'TRAF_MODE: 2 waterway, 3 rail, 4 road, 5 air';
 COMMENT ON COLUMN core_declarations.trade_mode IS 'Supervision mode code';
 COMMENT ON COLUMN core_declarations.vessel_id IS 'IMO number of the vessel';
-COMMENT ON COLUMN core_declarations.voyage_no IS 'Voyage, train or flight number';
+COMMENT ON COLUMN core_declarations.voyage_no IS 'Voyage number (waterway; null by rail, road, air)';
 COMMENT ON COLUMN core_declarations.bill_no IS 'Bill of lading, normalised';
 COMMENT ON COLUMN core_declarations.owner_code IS 'Unified social credit code of the consignee/consignor';
 COMMENT ON COLUMN core_declarations.owner_name IS 'Consignee/consignor name';

@@ -151,7 +151,7 @@ COMMENT ON COLUMN core_shipments.trade_mode IS 'Supervision mode code';
 COMMENT ON COLUMN core_shipments.commodity_group IS 'ores, grain, auto_parts or other, from the HS code';
 COMMENT ON COLUMN core_shipments.hs_code IS 'HS code of the first goods item';
 COMMENT ON COLUMN core_shipments.vessel_id IS 'IMO number of the vessel';
-COMMENT ON COLUMN core_shipments.voyage_no IS 'Voyage, train or flight number';
+COMMENT ON COLUMN core_shipments.voyage_no IS 'Voyage number (waterway; null by rail, road, air)';
 COMMENT ON COLUMN core_shipments.bill_no IS 'Bill of lading, normalised';
 COMMENT ON COLUMN core_shipments.owner_code IS 'Unified social credit code of the consignee/consignor';
 COMMENT ON COLUMN core_shipments.owner_name IS 'Consignee/consignor name';

@@ -111,6 +111,6 @@ COMMENT ON COLUMN mart_stalled_shipments.office_name IS 'Office name';
 COMMENT ON COLUMN mart_stalled_shipments.district_code IS 'Customs district';
 COMMENT ON COLUMN mart_stalled_shipments.port_code IS 'Port';
 COMMENT ON COLUMN mart_stalled_shipments.vessel_id IS 'IMO number of the vessel of the call';
-COMMENT ON COLUMN mart_stalled_shipments.voyage_no IS 'Voyage, train or flight number';
+COMMENT ON COLUMN mart_stalled_shipments.voyage_no IS 'Voyage number (waterway; null by rail, road, air)';
 COMMENT ON COLUMN mart_stalled_shipments.owner_code IS 'Unified social credit code of the consignee/consignor';
 COMMENT ON COLUMN mart_stalled_shipments.owner_name IS 'Consignee/consignor name';

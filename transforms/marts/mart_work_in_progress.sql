@@ -90,7 +90,7 @@ COMMENT ON COLUMN mart_work_in_progress.port_code IS 'Port of entry/exit';
 COMMENT ON COLUMN mart_work_in_progress.transport_mode_code IS 'TRAF_MODE';
 COMMENT ON COLUMN mart_work_in_progress.commodity_group IS 'ores, grain, auto_parts or other';
 COMMENT ON COLUMN mart_work_in_progress.vessel_id IS 'IMO number of the vessel';
-COMMENT ON COLUMN mart_work_in_progress.voyage_no IS 'Voyage, train or flight number';
+COMMENT ON COLUMN mart_work_in_progress.voyage_no IS 'Voyage number (waterway; null by rail, road, air)';
 COMMENT ON COLUMN mart_work_in_progress.bill_no IS 'Bill of lading, normalised';
 COMMENT ON COLUMN mart_work_in_progress.owner_code IS 'Unified social credit code of the consignee/consignor';
 COMMENT ON COLUMN mart_work_in_progress.owner_name IS 'Consignee/consignor name';

@@ -6,7 +6,7 @@ FROM land_cargo_event
 SEMI JOIN affected_export_dates USING (export_date);
 COMMENT ON TABLE stg_cargo_events IS 'Cargo and container events with the bill number normalised.';
 COMMENT ON COLUMN stg_cargo_events.vessel_id IS 'IMO number of the vessel (null by rail, road, air)';
-COMMENT ON COLUMN stg_cargo_events.voyage_no IS 'Voyage, train or flight number';
+COMMENT ON COLUMN stg_cargo_events.voyage_no IS 'Voyage number (waterway; null by rail, road, air)';
 COMMENT ON COLUMN stg_cargo_events.port_code IS 'Port of the event';
 COMMENT ON COLUMN stg_cargo_events.bill_no IS 'Bill of lading, normalised: the key to declarations';
 COMMENT ON COLUMN stg_cargo_events.bill_no_as_keyed IS 'Bill of lading as keyed in';

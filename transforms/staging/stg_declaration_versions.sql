@@ -42,7 +42,7 @@ COMMENT ON COLUMN stg_declaration_versions.is_release_before_inspection IS 'RBI 
 COMMENT ON COLUMN stg_declaration_versions.trade_mode IS 'Supervision mode code (TRADE_MODE)';
 COMMENT ON COLUMN stg_declaration_versions.transport_mode_code IS 'TRAF_MODE: 2 waterway, 3 rail, 4 road, 5 air';
 COMMENT ON COLUMN stg_declaration_versions.vessel_id IS 'IMO number of the vessel';
-COMMENT ON COLUMN stg_declaration_versions.voyage_no IS 'Voyage, train or flight number';
+COMMENT ON COLUMN stg_declaration_versions.voyage_no IS 'Voyage number (waterway; null by rail, road, air)';
 COMMENT ON COLUMN stg_declaration_versions.bill_no_as_keyed IS 'Bill of lading as keyed in';
 COMMENT ON COLUMN stg_declaration_versions.bill_no IS 'Bill of lading normalised (upper case, blanks and - removed): the key to cargo and manifest';
 COMMENT ON COLUMN stg_declaration_versions.owner_code IS 'Unified social credit code of the consignee/consignor';

@@ -15,7 +15,7 @@ FROM land_manifest
 SEMI JOIN affected_export_dates USING (export_date);
 COMMENT ON TABLE stg_manifest_versions IS 'Manifest line versions as loaded, bill number normalised (a line is re-sent whenever it changes).';
 COMMENT ON COLUMN stg_manifest_versions.vessel_id IS 'IMO number of the vessel';
-COMMENT ON COLUMN stg_manifest_versions.voyage_no IS 'Voyage, train or flight number';
+COMMENT ON COLUMN stg_manifest_versions.voyage_no IS 'Voyage number (waterway; null by rail, road, air)';
 COMMENT ON COLUMN stg_manifest_versions.port_code IS 'Port of the call';
 COMMENT ON COLUMN stg_manifest_versions.bill_no IS 'Bill of lading, normalised';
 COMMENT ON COLUMN stg_manifest_versions.container_no IS 'Container number, null for bulk cargo';

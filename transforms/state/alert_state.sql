@@ -20,7 +20,7 @@ COMMENT ON COLUMN alert_log.threshold_hours IS 'Threshold of the stage for the o
 COMMENT ON COLUMN alert_log.office_code IS 'Office alerted';
 COMMENT ON COLUMN alert_log.port_code IS 'Port';
 COMMENT ON COLUMN alert_log.vessel_id IS 'IMO number of the vessel';
-COMMENT ON COLUMN alert_log.voyage_no IS 'Voyage, train or flight number';
+COMMENT ON COLUMN alert_log.voyage_no IS 'Voyage number (waterway; null by rail, road, air)';
 COMMENT ON COLUMN alert_log.owner_code IS 'Unified social credit code of the consignee/consignor';
 COMMENT ON COLUMN alert_log.owner_name IS 'Consignee/consignor name';
 COMMENT ON COLUMN alert_log.status IS 'pending (not yet sent), sent, withdrawn (the stall ended before a digest could carry it), or superseded (it passed twice its threshold before it was sent: the escalation is sent instead)';
