@@ -113,7 +113,8 @@ def step_load_history(warehouse: str, inbox: str, days: list[str]) -> dict:
     from concurrent.futures import ProcessPoolExecutor
 
     from clearance.config import settings
-    from clearance.warehouse import connect_state, ensure_schema, load_delivery
+    from clearance.loading import load_delivery
+    from clearance.state import connect_state, ensure_schema
 
     with environment(Path(warehouse), Path(inbox)):
         s = settings()
@@ -124,8 +125,10 @@ def step_load_history(warehouse: str, inbox: str, days: list[str]) -> dict:
         with ProcessPoolExecutor(2) as pool:
             for day, reports in pool.map(_ingest_unvalidated, [(inbox, d, str(work)) for d in days]):
                 con.execute("BEGIN TRANSACTION")
-                rows += sum(r["rows_loaded"] for r in load_delivery(con, reports, day, s.max_quarantine_share))
+                load_delivery(con, reports, day, s.quarantine_policy)
                 con.execute("COMMIT")
+                rows += con.execute("SELECT sum(rows_loaded) FROM file_accounting WHERE export_date = ?",
+                                    [day]).fetchone()[0] or 0
                 shutil.rmtree(work / day)
         con.execute("CHECKPOINT")
         con.close()
@@ -133,30 +136,22 @@ def step_load_history(warehouse: str, inbox: str, days: list[str]) -> dict:
 
 
 def step_rebuild(warehouse: str, inbox: str, business_date: str) -> dict:
-    from clearance import warehouse as models
     from clearance.config import settings
     from clearance.publish import publish
+    from clearance.state import connect_state
+    from clearance.warehouse import rebuild
 
-    timings: dict[str, float] = {}
-    run_model = models.run_model
-
-    def timed(con, model, full_refresh):
-        started = time.perf_counter()
-        run_model(con, model, full_refresh)
-        timings[model.name] = time.perf_counter() - started
-
-    models.run_model = timed
     with environment(Path(warehouse), Path(inbox)):
         started = time.perf_counter()
-        outcome = models.rebuild(settings(), business_date)
+        outcome = rebuild(settings(), business_date)
         rebuilt = time.perf_counter() - started
         publish(settings(), outcome["build_id"], business_date)
         published = time.perf_counter() - started - rebuilt
-        con = models.connect_state(settings(), read_only=True)
+        con = connect_state(settings(), read_only=True)
         counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
                   for t in ("core_shipments", "core_clearance_events", "mart_clearance_statistics")}
         con.close()
-    return {"rebuild_s": rebuilt, "first_publish_s": published, "model_s": timings, **counts}
+    return {"rebuild_s": rebuilt, "first_publish_s": published, "model_s": outcome["model_seconds"], **counts}
 
 
 def step_night(warehouse: str, inbox: str, business_date: str, part: str) -> dict:
@@ -233,7 +228,7 @@ def step_queries(warehouse: str, entry_id: str) -> dict:
 def step_baseline(warehouse: str) -> dict:
     from clearance.baseline import MILESTONES, SEGMENTS, compare, read_staged, shipments
     from clearance.config import settings
-    from clearance.warehouse import connect_state
+    from clearance.state import connect_state
 
     with environment(Path(warehouse), Path(warehouse).parent):
         con = connect_state(settings(), read_only=True)

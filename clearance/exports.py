@@ -23,14 +23,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from clearance.models import exported_tables
 from clearance.publish import sql_literal
-
-# small tables written out whole every night: table → the month it is partitioned by
-WRITTEN_TABLES = {
-    "mart_work_in_progress": "strftime(business_date, '%Y-%m')",
-    "mart_stalled_shipments": "strftime(business_date, '%Y-%m')",
-    "mart_data_quality_findings": "'all'",
-}
 
 
 def export_parquet(con: duckdb.DuckDBPyConnection, link: Path, business_date: str, keep: int = 2) -> Path:
@@ -43,8 +37,8 @@ def export_parquet(con: duckdb.DuckDBPyConnection, link: Path, business_date: st
         folder = target / table / f"month={month}"
         folder.mkdir(parents=True, exist_ok=True)
         os.link(file, folder / "data_0.parquet")
-    for table, month in WRITTEN_TABLES.items():
-        # table and expression are this module's constants; COPY takes no parameter for its path
+    for table, month in exported_tables().items():
+        # table and expression come from the models' headers; COPY takes no parameter for its path
         con.execute(f"COPY (SELECT *, {month} AS month FROM {table}) TO {sql_literal(str(target / table))} "
                     "(FORMAT parquet, PARTITION_BY (month), WRITE_PARTITION_COLUMNS false)")
     for path in [target, *target.rglob("*")]:

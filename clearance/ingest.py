@@ -321,7 +321,8 @@ def row_identity(columns: tuple[str, ...]) -> pl.Expr:
 
 def _sha256_128(encoded: pl.Series) -> pl.Series:
     frame = pl.DataFrame({"encoded": encoded})
-    return duckdb.sql("SELECT unhex(left(sha256(encoded), 32)) AS h FROM frame").pl()["h"]
+    with duckdb.connect() as con:  # its own: polars may call this from any thread
+        return con.sql("SELECT unhex(left(sha256(encoded), 32)) AS h FROM frame").pl()["h"]
 
 
 def ingest_delivery(folder: Path, export_date: str, work_dir: Path) -> list[dict]:

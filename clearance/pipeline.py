@@ -31,7 +31,7 @@ def run_work_dir(business_date: str):
 
 def ingest(business_date: str) -> list[dict]:
     from clearance.ingest import delivery_folder, ingest_delivery
-    from clearance.warehouse import private_folder
+    from clearance.state import private_folder
 
     private_folder(settings().work_dir)  # the night's rows as read: the pipeline's user only
     work = run_work_dir(business_date)
@@ -55,7 +55,8 @@ def build(reports: list[dict], business_date: str) -> str:
 def send_alerts(build_id: str, business_date: str) -> dict:
     """Stalled-shipment digests from the night's build, the alert state recorded in the state file."""
     from clearance.alerts import send_digests
-    from clearance.warehouse import check_build, connect_state
+    from clearance.state import connect_state
+    from clearance.warehouse import check_build
 
     con = connect_state(settings())
     try:

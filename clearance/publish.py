@@ -23,15 +23,11 @@ from pathlib import Path
 import duckdb
 
 from clearance.config import TRANSFORMS_DIR, Settings
-from clearance.warehouse import PARTITIONED_TABLES, check_build, connect_state, private_folder
+from clearance.models import copied_tables, monthly_parquet_tables
+from clearance.state import connect_state, private_folder
+from clearance.warehouse import check_build
 
 log = logging.getLogger(__name__)
-
-# Tables copied whole into every published file (besides the reference tables, ref_*).
-COPIED_TABLES = (
-    "run_context", "core_vessel_calls", "mart_work_in_progress", "mart_stalled_shipments",
-    "mart_data_quality_findings", "mart_delivery_timeliness", "quarantine", "file_accounting", "alert_log", "alert_digests",
-)
 
 
 def build_path(settings: Settings, business_date: str) -> Path:
@@ -48,8 +44,9 @@ def write_dirty_partitions(con: duckdb.DuckDBPyConnection, settings: Settings, b
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
     written = []
     dirty = con.execute("SELECT table_name, partition_month FROM dirty_partitions ORDER BY ALL").fetchall()
+    publications = monthly_parquet_tables()
     for table, month in dirty:
-        month_expr, order = PARTITIONED_TABLES[table]
+        month_expr, order = publications[table].month, publications[table].order_by
         folder = settings.partitions_dir / table
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{month:%Y-%m}.{business_date}.{stamp}.parquet"
@@ -76,12 +73,9 @@ def fill_published(con: duckdb.DuckDBPyConnection, warehouse_dir: Path) -> None:
     con.execute("USE published")
     con.execute((TRANSFORMS_DIR / "macros.sql").read_text(encoding="utf-8"))  # analysts use them too
     con.execute(f"USE \"{state}\"")
-    references = [r for (r,) in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND table_name LIKE 'ref\\_%' "
-        "ESCAPE '\\' ORDER BY 1", [state]).fetchall()]
-    for table in (*COPIED_TABLES, *references):
+    for table in copied_tables():
         con.execute(f"CREATE TABLE published.{table} AS FROM \"{state}\".main.{table}")
-    for table in PARTITIONED_TABLES:
+    for table in monthly_parquet_tables():
         files = [str(warehouse_dir / f) for (f,) in con.execute(
             "SELECT file FROM published_partitions WHERE table_name = ? ORDER BY partition_month", [table]).fetchall()]
         if files:
@@ -91,8 +85,8 @@ def fill_published(con: duckdb.DuckDBPyConnection, warehouse_dir: Path) -> None:
             con.execute(f"CREATE TABLE published.{table} AS FROM \"{state}\".main.{table} LIMIT 0")
     con.execute("CREATE TABLE published.published_files AS SELECT table_name, partition_month, ? || '/' || file AS file, "
                 "row_count FROM published_partitions ORDER BY ALL", [str(warehouse_dir)])
-    con.execute("COMMENT ON TABLE published.published_files IS 'The Parquet files behind core_shipments, "
-                "core_clearance_events and mart_clearance_statistics: one per month, never rewritten'")
+    con.execute("COMMENT ON TABLE published.published_files IS " + sql_literal(
+        f"The Parquet files behind {', '.join(monthly_parquet_tables())}: one per month, never rewritten"))
     for column, text in (("table_name", "Table (a view over its files)"), ("partition_month", "First day of the month"),
                          ("file", "Absolute path of the Parquet file"), ("row_count", "Rows in the file")):
         con.execute(f"COMMENT ON COLUMN published.published_files.{column} IS {sql_literal(text)}")

@@ -33,8 +33,10 @@ from clearance.contract import MANIFEST_NAME
 from clearance.ingest import DeliveryError, delivery_folder, ingest_delivery
 from clearance.publish import publish, sql_literal
 from clearance.validation import validate_delivery
-from clearance.warehouse import (STATE_FORMAT, AccountingError, StateInUseError, connect_state, ensure_schema,
-                                 load_delivery, private_folder, published_business_date, run_models)
+from clearance.loading import AccountingError, load_delivery
+from clearance.models import run_models
+from clearance.state import (StateInUseError, connect_state, duckdb_config, initialise, private_folder,
+                             published_business_date, transaction)
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +77,8 @@ def replay(con: duckdb.DuckDBPyConnection, s: Settings, days: list[str], scratch
             reports = ingest_delivery(delivery_folder(s.inbox, day), day, work)
             # a scratch Great Expectations project: the nights' results and Data Docs stay as they are
             reports = validate_delivery(reports, day, scratch / "gx", scratch / "data_docs")
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(con):
                 load_delivery(con, reports, day, s.quarantine_policy)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
         except (DeliveryError, AccountingError) as exc:
             outcome["refused"][day] = str(exc)
             log.warning("delivery %s refused, as its night refused it: %s", day, exc)
@@ -126,18 +123,16 @@ def recover(s: Settings, through: str | None = None) -> dict:
     building.unlink(missing_ok=True)
     building.with_name(building.name + ".wal").unlink(missing_ok=True)
     scratch = private_folder(s.work_dir / "recover")
-    con = duckdb.connect(str(building), config={"memory_limit": s.memory_limit, "preserve_insertion_order": False})
+    con = duckdb.connect(str(building), config=duckdb_config(s))
     try:
         os.chmod(building, 0o600)
-        ensure_schema(con)
-        con.execute("INSERT INTO state_format VALUES (?)", [STATE_FORMAT])
+        initialise(con)
         outcome = replay(con, s, days, scratch)
         if s.warehouse.exists():
             con.execute(f"ATTACH {sql_literal(str(s.warehouse))} AS published (READ_ONLY)")
-        con.execute("BEGIN TRANSACTION")
-        outcome["restored"] = restore_from_published(con) if s.warehouse.exists() else {}
-        outcome["models"] = run_models(con, through, full_refresh=True)
-        con.execute("COMMIT")
+        with transaction(con):
+            outcome["restored"] = restore_from_published(con) if s.warehouse.exists() else {}
+            outcome["models"] = run_models(con, through, full_refresh=True)
         if s.warehouse.exists():
             con.execute("DETACH published")
         con.execute("CHECKPOINT")

@@ -187,7 +187,7 @@ def test_office_override_of_a_threshold(clearance_env, smtp_server, monkeypatch,
     shutil.copytree(SEEDS_DIR, seeds)
     with open(seeds / "stall_thresholds.csv", "a", encoding="utf-8") as f:
         f.write('released_not_gated_out,0800,24,已放行未提离,"released, not out of the gate"\n')
-    monkeypatch.setattr("clearance.warehouse.SEEDS_DIR", seeds)
+    monkeypatch.setattr("clearance.models.SEEDS_DIR", seeds)
     inbox, warehouse = clearance_env
     nights_of_stalls(inbox)
     # NOT_OUT, released 11-19 10:00, is 38 h out of customs at the cut-off: past Shenyang's own 24 h,

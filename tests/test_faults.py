@@ -43,7 +43,7 @@ from clearance.delivery_writer import csv_record_count, manifest_entry, write_de
 from clearance.ingest import DeliveryError
 from clearance.pipeline import run_business_date
 from clearance.simulator import BREAK_MODES, simulate
-from clearance.warehouse import AccountingError
+from clearance.loading import AccountingError
 from tests.conftest import snapshot, state_file
 from tests.deliveries import cargo_event, container, dec_head, entry_id, manifest_line, receipt, vessel_event
 
@@ -583,7 +583,8 @@ def test_two_different_rows_for_one_declaration_version_are_quarantined(clearanc
 
 def test_the_run_fails_when_rows_are_not_accounted_for(tmp_path):
     from clearance.config import QuarantinePolicy
-    from clearance.warehouse import check_accounting, ensure_schema
+    from clearance.loading import check_accounting
+    from clearance.state import ensure_schema
 
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         ensure_schema(con)

@@ -212,13 +212,14 @@ def test_two_runs_at_once_the_later_publish_refuses(three_nights, tmp_path):
 def test_incremental_nights_equal_a_rebuild_from_scratch(three_nights, tmp_path):
     """Each night updates the models for the shipments its rows touch; table by table, the result is
     what a rebuild from every loaded row gives (nights out of order and a rerun included)."""
-    from clearance.warehouse import model_files, rebuild
+    from clearance.models import models
+    from clearance.warehouse import rebuild
 
     warehouse = tmp_path / "clearance.duckdb"
     run_nights(three_nights, warehouse, ["2026-11-11", "2026-11-10", "2026-11-12", "2026-11-11"])
     state = state_file(warehouse)
     assert rows(state, "SELECT was_full_refresh FROM run_context") == [(False,)]
-    tables = [p.stem for p in model_files()]
+    tables = [m.name for m in models() if m.name != "run_context"]  # which build, and whether in full
     nightly = {table: table_contents(state, table) for table in tables}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLEARANCE_WAREHOUSE", str(warehouse))
@@ -243,7 +244,7 @@ def test_a_changed_reference_file_rebuilds_every_table(three_nights, tmp_path, m
     shutil.copytree(SEEDS_DIR, seeds)
     targets = (seeds / "clearance_targets.csv").read_text(encoding="utf-8")
     (seeds / "clearance_targets.csv").write_text(targets.replace("import,,48.00", "import,,40.00"), encoding="utf-8")
-    monkeypatch.setattr("clearance.warehouse.SEEDS_DIR", seeds)
+    monkeypatch.setattr("clearance.models.SEEDS_DIR", seeds)
     run_nights(three_nights, warehouse, ["2026-11-12"])
     assert rows(state_file(warehouse), "SELECT was_full_refresh FROM run_context") == [(True,)]
     assert rows(warehouse, target) == [(40.0,)]  # a day the night's rows did not touch
@@ -273,7 +274,7 @@ def test_a_night_rewrites_only_the_months_it_touches(clearance_env):
 
 def test_a_second_run_while_the_state_file_is_held_fails_clearly(three_nights, tmp_path):
     """Only the pipeline opens its state file; a run that finds it held says so and changes nothing."""
-    from clearance.warehouse import StateInUseError
+    from clearance.state import StateInUseError
 
     warehouse = tmp_path / "clearance.duckdb"
     run_nights(three_nights, warehouse, ["2026-11-10"])

@@ -22,7 +22,7 @@ import pytest
 from clearance.config import settings
 from clearance.pipeline import run_business_date
 from clearance.simulator import simulate
-from clearance.warehouse import StateUnusableError
+from clearance.state import StateUnusableError
 from tests.conftest import PROJECT_DIR, state_file
 from clearance.contract import MANIFEST_NAME
 from clearance.delivery_writer import manifest_entry, write_manifest
@@ -32,7 +32,7 @@ DAYS = ("2026-11-18", "2026-11-19", "2026-11-20")
 NEXT = "2026-11-21"
 
 # bookkeeping of the runs themselves: which run built the tables and which files it published
-BOOKKEEPING = {"run_context", "model_fingerprint", "published_partitions", "dirty_partitions"}
+BOOKKEEPING = {"run_context", "model_fingerprint", "published_partitions", "dirty_partitions", "model_test_results"}
 
 
 def tables(path: Path) -> dict[str, list[tuple]]:

@@ -1,5 +1,12 @@
 -- One row per bill (normalised number): the cargo milestones from the port and the inspection sites.
--- incremental: bill_no
+/*
+materialized: incremental
+unique_key: [bill_no]
+touched_keys: affected_bills
+tests:
+  unique: [bill_no]
+  not_null: [bill_no, containers_on_manifest, containers_gated_out]
+*/
 WITH events AS (
     SELECT bill_no, container_no, event_code, event_at
     FROM stg_cargo_events SEMI JOIN affected_bills USING (bill_no)

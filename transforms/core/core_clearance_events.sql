@@ -1,5 +1,13 @@
 -- The cleaned event log behind the milestones: every event of every shipment, one row each.
--- incremental: entry_id
+/*
+materialized: incremental
+unique_key: [entry_id]
+touched_keys: affected_entries
+publish: {monthly_parquet: declaration_month, order_by: 'entry_id, event_at, event_code, container_no'}
+tests:
+  unique: [[entry_id, export_date, source_file, line_no]]
+  not_null: [entry_id, event_code, source_kind, declaration_month]
+*/
 WITH declarations AS (
     SELECT entry_id, bill_no, vessel_id, voyage_no, port_code, transport_mode_code,
            date_trunc('month', declared_at)::DATE AS declaration_month

@@ -1,5 +1,12 @@
 -- The receipt milestones of each declaration (first of each kind; holds counted).
--- incremental: entry_id
+/*
+materialized: incremental
+unique_key: [entry_id]
+touched_keys: affected_entries
+tests:
+  unique: [entry_id]
+  not_null: [entry_id]
+*/
 SELECT
     entry_id,
     min(notified_at) FILTER (WHERE receipt_meaning = 'accepted') AS accepted_at,

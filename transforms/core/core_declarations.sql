@@ -1,5 +1,12 @@
 -- One row per declaration: the latest version's attributes, the declaration times of its versions.
--- incremental: entry_id
+/*
+materialized: incremental
+unique_key: [entry_id]
+touched_keys: affected_entries
+tests:
+  unique: [entry_id]
+  not_null: [entry_id, direction, declaring_office_code, port_code, declared_at, version_count]
+*/
 WITH versions AS (
     SELECT * FROM stg_declaration_versions SEMI JOIN affected_entries USING (entry_id)
 ),

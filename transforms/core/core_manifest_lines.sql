@@ -1,6 +1,13 @@
 -- The current manifest of each bill: the lines of its latest version (quirk 3). A manifest re-send for a
 -- bill is the bill's whole current container list, so a corrected container number replaces the old one.
--- incremental: bill_no
+/*
+materialized: incremental
+unique_key: [bill_no]
+touched_keys: affected_bills
+tests:
+  unique: [[bill_no, container_no]]
+  not_null: [bill_no, version_written_at]
+*/
 WITH versions AS (
     SELECT *
     FROM stg_manifest_versions

@@ -1,5 +1,13 @@
 -- One row per vessel call (vessel, voyage, port) with its arrival and berthing.
--- incremental: vessel_call
+/*
+materialized: incremental
+unique_key: [vessel_id, voyage_no, port_code]
+touched_keys: affected_calls
+publish: table
+tests:
+  unique: [[vessel_id, voyage_no, port_code]]
+  not_null: [vessel_id, voyage_no, port_code]
+*/
 SELECT
     vessel_id,
     voyage_no,

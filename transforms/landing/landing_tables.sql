@@ -1,6 +1,9 @@
 -- Rows as loaded from the deliveries: one table per file kind, typed, one row per distinct row (row_hash),
 -- with the lineage of its first sighting. Every sighting of every row is kept in row_sightings, so a
 -- row stays loaded while any delivery still carries it, whatever order deliveries are (re)run in.
+/*
+publish: [quarantine, file_accounting]  # copied whole into every published warehouse
+*/
 
 CREATE TABLE IF NOT EXISTS state_format (version INTEGER);
 COMMENT ON TABLE state_format IS 'Version of the layout of this state file; a pipeline that keeps rows differently refuses an older one (rebuild it from the inbox with python -m clearance.recover).';

@@ -1,5 +1,41 @@
 -- Statistics of every segment, by day, week and month of release, for every slice.
--- incremental: period
+/*
+materialized: incremental
+unique_key: [grain, period_start]
+touched_keys: affected_periods
+publish: {monthly_parquet: "date_trunc('month', period_start)::DATE", order_by: 'grain, period_start, direction, dimension, dimension_value, segment'}
+tests:
+  unique: [[grain, period_start, direction, dimension, dimension_value, segment]]
+  not_null: [grain, period_start, direction, dimension, dimension_value, segment, shipments, mean_hours, median_hours]
+  accepted_values:
+    grain: [day, week, month]
+  expect:
+    quantiles_in_order: median_hours <= p90_hours AND p90_hours <= p95_hours AND p95_hours <= max_hours
+    share_within_target_is_a_share: share_within_target IS NULL OR share_within_target BETWEEN 0 AND 1
+  queries:
+    # every period's count of shipments is the number of counted shipments released in it
+    shipments_are_the_released_shipments_behind_them: |
+      WITH stated AS (
+          SELECT grain, period_start, direction, shipments FROM mart_clearance_statistics
+          SEMI JOIN affected_periods USING (grain, period_start)
+          WHERE dimension = 'all' AND segment = 'overall_clearance'
+      ),
+      released AS (
+          SELECT direction, release_date FROM core_shipments
+          SEMI JOIN affected_release_days USING (release_date)
+          WHERE is_counted AND overall_clearance_hours IS NOT NULL
+      ),
+      behind AS (
+          SELECT grain, period_start, direction, count(*) AS shipments FROM (
+              SELECT 'day' AS grain, release_date AS period_start, direction FROM released
+              UNION ALL SELECT 'week', date_trunc('week', release_date)::DATE, direction FROM released
+              UNION ALL SELECT 'month', date_trunc('month', release_date)::DATE, direction FROM released)
+          SEMI JOIN affected_periods USING (grain, period_start)
+          GROUP BY ALL
+      )
+      SELECT * FROM stated FULL JOIN behind USING (grain, period_start, direction)
+      WHERE stated.shipments IS DISTINCT FROM behind.shipments
+*/
 WITH operative_targets AS (
     -- one target per direction and district (national: district NULL), even if the seed marks several
     SELECT direction, district_code, target_hours

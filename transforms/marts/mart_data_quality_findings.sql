@@ -1,6 +1,16 @@
 -- What an analyst should know about the data behind the figures: not errors that stop the run,
 -- but things that are loaded and need a look (new codes, impossible intervals, loose ends).
--- incremental: entry_id
+/*
+materialized: incremental
+unique_key: [entry_id]
+touched_keys: affected_entries
+publish: table
+export: {month: "'all'"}
+tests:
+  not_null: [finding]
+  accepted_values:
+    finding: [unknown_office_code, unknown_port_code, unexpected_negative_segment, receipts_without_declaration, conflicting_versions]
+*/
 WITH shipments AS (
     SELECT * FROM core_shipments SEMI JOIN affected_entries USING (entry_id)
 )

@@ -1,5 +1,13 @@
 -- Late rows per delivery (quirk 2: an event can arrive up to 30 days after it happened).
--- incremental: export_date
+/*
+materialized: incremental
+unique_key: [export_date]
+touched_keys: affected_export_dates
+publish: table
+tests:
+  unique: [export_date]
+  not_null: [export_date, late_rows, rows_loaded]
+*/
 WITH event_dates AS (
     SELECT export_date, submitted_at::DATE AS event_date
     FROM stg_declaration_versions SEMI JOIN affected_export_dates USING (export_date)

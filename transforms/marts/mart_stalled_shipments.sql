@@ -1,6 +1,17 @@
 -- Shipments stalled at the run's cut-off: longer in their open stage than the stage's threshold
 -- (clearance-metrics.md, "Stalled shipments"). Measured at the cut-off, never at wall-clock time.
--- rebuilt every run: it is measured at the run's cut-off
+/*
+materialized: table  # measured at the run's cut-off: rebuilt every run
+publish: table
+export: {month: "strftime(business_date, '%Y-%m')"}
+tests:
+  unique: [alert_key]
+  not_null: [business_date, alert_key, stage, stage_since, hours_in_stage, threshold_hours, office_code]
+  relationships:
+    - {column: stage, to: ref_stall_thresholds.stage}
+  expect:
+    past_its_threshold: hours_in_stage > threshold_hours
+*/
 WITH cutoff AS (
     SELECT business_date, cutoff_at FROM run_context
 ),

@@ -1,6 +1,15 @@
 -- Shipments still open at the run's cut-off (end of the business date, Beijing time), with their age.
 -- Only milestones reached by the cut-off count, so a rerun of the same date gives the same answer.
--- rebuilt every run: it is measured at the run's cut-off
+/*
+materialized: table  # measured at the run's cut-off: rebuilt every run
+publish: table
+export: {month: "strftime(business_date, '%Y-%m')"}
+tests:
+  unique: [entry_id]
+  not_null: [business_date, entry_id, direction, open_stage, stage_since, hours_in_stage]
+  accepted_values:
+    open_stage: [released_not_gated_out, on_hold, arrived_not_berthed, inspection_ordered_not_inspected, inspected_not_released, accepted_not_released, declared_not_accepted]
+*/
 WITH cutoff AS (
     SELECT business_date, cutoff_at FROM run_context
 ),

@@ -1,4 +1,9 @@
--- rebuilt every run from transforms/seeds/
+-- Reference data, read from transforms/seeds/ on every run.
+/*
+publish: table
+tests:
+  unique: [[target_code, direction, district_code]]
+*/
 SELECT target_code, direction, nullif(district_code, '') AS district_code, target_hours::DOUBLE AS target_hours,
        label, is_operative::BOOLEAN AS is_operative
 FROM read_csv(getvariable('seeds_dir') || '/clearance_targets.csv', header = true, all_varchar = true);

@@ -1,4 +1,9 @@
--- rebuilt every run from transforms/seeds/
+-- Reference data, read from transforms/seeds/ on every run.
+/*
+publish: table
+tests:
+  unique: [port_code]
+*/
 SELECT * FROM read_csv(getvariable('seeds_dir') || '/ports.csv', header = true, all_varchar = true);
 COMMENT ON TABLE ref_ports IS 'Ports of entry/exit and their customs district (reference data: transforms/seeds/ports.csv).';
 COMMENT ON COLUMN ref_ports.port_code IS 'PORT_CODE as the exports write it';

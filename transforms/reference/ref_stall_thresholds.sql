@@ -1,4 +1,9 @@
--- rebuilt every run from transforms/seeds/
+-- Reference data, read from transforms/seeds/ on every run.
+/*
+publish: table
+tests:
+  unique: [[stage, office_code]]
+*/
 SELECT stage, nullif(office_code, '') AS office_code, threshold_hours::DOUBLE AS threshold_hours,
        stage_label_zh, stage_label
 FROM read_csv(getvariable('seeds_dir') || '/stall_thresholds.csv', header = true, all_varchar = true);

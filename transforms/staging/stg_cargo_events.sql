@@ -1,4 +1,11 @@
--- incremental: export_date
+/*
+materialized: incremental
+unique_key: [export_date]
+touched_keys: affected_export_dates
+tests:
+  unique: [[export_date, source_file, line_no]]
+  not_null: [port_code, bill_no, event_code, event_at]
+*/
 SELECT vessel_id, voyage_no, port_code, normalise_bill_no(bill_no) AS bill_no, bill_no AS bill_no_as_keyed,
        nullif(container_no, '') AS container_no, event_code, event_time AS event_at,
        export_date, source_file, line_no

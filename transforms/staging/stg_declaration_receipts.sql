@@ -1,5 +1,12 @@
 -- Status receipts with the milestone each channel stands for (single-window-exports.md, dec_result).
--- incremental: export_date
+/*
+materialized: incremental
+unique_key: [export_date]
+touched_keys: affected_export_dates
+tests:
+  unique: [[export_date, source_file, line_no]]
+  not_null: [entry_id, channel, notified_at, receipt_meaning]
+*/
 SELECT
     entry_id,
     channel,

@@ -1,5 +1,14 @@
 -- One row per declaration version, typed and named for the customs domain.
--- incremental: export_date
+/*
+materialized: incremental
+unique_key: [export_date]
+touched_keys: affected_export_dates
+tests:
+  unique: [[export_date, source_file, line_no]]
+  not_null: [entry_id, version_written_at, direction, declaring_office_code, port_code, submitted_at, transport_mode_code]
+  relationships:
+    - {column: transport_mode_code, to: ref_transport_modes.transport_mode_code}
+*/
 SELECT
     entry_id,
     update_time AS version_written_at,

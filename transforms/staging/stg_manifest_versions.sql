@@ -1,5 +1,12 @@
 -- Every version of every manifest line, with the bill number normalised.
--- incremental: export_date
+/*
+materialized: incremental
+unique_key: [export_date]
+touched_keys: affected_export_dates
+tests:
+  unique: [[export_date, source_file, line_no]]
+  not_null: [port_code, bill_no, version_written_at]
+*/
 SELECT
     vessel_id,
     voyage_no,

@@ -1,4 +1,11 @@
--- incremental: export_date
+/*
+materialized: incremental
+unique_key: [export_date]
+touched_keys: affected_export_dates
+tests:
+  unique: [[export_date, source_file, line_no]]
+  not_null: [vessel_id, voyage_no, port_code, event_code, event_at]
+*/
 SELECT vessel_id, voyage_no, port_code, event_code, event_time AS event_at, source AS reported_by,
        export_date, source_file, line_no
 FROM land_vessel_event

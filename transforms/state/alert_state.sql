@@ -1,5 +1,8 @@
 -- Alert state: kept from run to run (never rebuilt by the models), so that reruns and backfills
 -- never send the same alert twice and an alert that could not be sent goes out with the next run.
+/*
+publish: [alert_log, alert_digests]  # copied whole into every published warehouse
+*/
 
 CREATE TABLE IF NOT EXISTS alert_log (
     alert_key VARCHAR, entry_id VARCHAR, bill_no VARCHAR, stage VARCHAR, stage_since TIMESTAMP, level VARCHAR,

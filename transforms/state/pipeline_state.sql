@@ -1,4 +1,7 @@
--- What the pipeline keeps about its own runs (state file only, never published).
+-- What the pipeline keeps about its own runs (state file only, but the test results).
+/*
+publish: [model_test_results]
+*/
 
 CREATE TABLE IF NOT EXISTS model_fingerprint (fingerprint VARCHAR, recorded_at TIMESTAMP);
 COMMENT ON TABLE model_fingerprint IS 'Hash of the SQL models, DDL and reference files the tables were built with: when it changes, the next run rebuilds every table.';
@@ -19,3 +22,14 @@ COMMENT ON COLUMN published_partitions.partition_month IS 'First day of the mont
 COMMENT ON COLUMN published_partitions.file IS 'Path of the Parquet file within the warehouse folder (never rewritten: a change writes a new file)';
 COMMENT ON COLUMN published_partitions.row_count IS 'Rows in the file';
 COMMENT ON COLUMN published_partitions.written_for_date IS 'Business date of the run that wrote it';
+
+CREATE TABLE IF NOT EXISTS model_test_results (
+    build_id VARCHAR, model VARCHAR, test VARCHAR, severity VARCHAR, failing_rows BIGINT, examples VARCHAR
+);
+COMMENT ON TABLE model_test_results IS 'The tests the models declare in their headers, as the latest build ran them (on the rows of the touched keys of an incremental model): a failure of severity error fails the build before publishing, a warning is kept here.';
+COMMENT ON COLUMN model_test_results.build_id IS 'The build that ran them (run_context.build_id)';
+COMMENT ON COLUMN model_test_results.model IS 'Table the test is about';
+COMMENT ON COLUMN model_test_results.test IS 'unique(...), not_null(...), relationships(... -> ...), accepted_values(...), or the name of an expectation or query';
+COMMENT ON COLUMN model_test_results.severity IS 'error (fails the build) or warn';
+COMMENT ON COLUMN model_test_results.failing_rows IS 'Rows that break it (0: passed)';
+COMMENT ON COLUMN model_test_results.examples IS 'Up to three of them';

@@ -1,0 +1,202 @@
+"""Loading a validated delivery into the state file, and accounting for every row it held.
+
+Every valid row is recorded as a sighting (delivery, file, line), re-sends included; a distinct row
+(by its identity, clearance.ingest.row_identity) is loaded once, in its kind's land_ table, with the
+lineage of its first sighting by (export date, file, line). So the same deliveries give the same
+rows, lineage and accounting in whatever order they are (re)run, and a row stays loaded while any
+delivery still carries it. Bad rows go to the quarantine with their reason; the accounting of every
+file (read = loaded + duplicate + quarantined) is checked, and the failure policy applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+import duckdb
+import polars as pl
+
+from clearance.config import QuarantinePolicy
+from clearance.contract import KINDS
+from clearance.ingest import RAW_LINE, REASON_CODE, REASON_MESSAGE, ROW_HASH
+from clearance.state import ensure_schema
+
+log = logging.getLogger(__name__)
+
+
+class AccountingError(Exception):
+    """Rows were lost or counted twice, or a file has too many bad rows: the run must stop."""
+
+
+def _land_frame(kind: str, frame: pl.DataFrame, export_date: str, source_file: str) -> pl.DataFrame:
+    """The valid rows of a file, typed, in the land_ table's column names."""
+    spec = KINDS[kind]
+    columns = []
+    for c in spec.columns:
+        if c in spec.times:
+            columns.append(pl.col(f"{c}__parsed").alias(c.lower()))
+        elif c == "GROSS_WT":
+            columns.append(pl.col("GROSS_WT__value").alias("gross_wt"))
+        else:
+            columns.append(pl.col(c).alias(c.lower()))
+    return frame.select(
+        *columns,
+        pl.lit(date.fromisoformat(export_date)).alias("export_date"),
+        pl.lit(source_file).alias("source_file"),
+        pl.col("_line_no").alias("line_no"),
+        pl.col(ROW_HASH).alias("row_hash"),
+    )
+
+
+def load_delivery(con: duckdb.DuckDBPyConnection, reports: list[dict], export_date: str,
+                  policy: QuarantinePolicy) -> list[str]:
+    """Load every file of a validated delivery and account for every row; returns the export dates
+    whose loaded rows changed (the delivery's own and those whose rows' first sighting moved).
+
+    Every valid row is recorded as a sighting (delivery, file, line), re-sends included; a distinct
+    row is loaded once, with the lineage of its first sighting by (export date, file, line), so the
+    same deliveries give the same rows, lineage and accounting in whatever order they are (re)run.
+    A rerun of an export date replaces that date's sightings: a row it no longer carries stays
+    loaded while another delivery still carries it. Quarantined rows are never deleted: a rerun
+    finds its own already there and adds what is new.
+    """
+    ensure_schema(con)
+    day = date.fromisoformat(export_date)
+    con.execute("DELETE FROM file_accounting WHERE export_date = ?", [day])
+    # the rows whose sightings change: those the date carried before, and (below) those it carries now
+    con.execute("CREATE OR REPLACE TEMP TABLE resighted AS SELECT DISTINCT file_kind, row_hash FROM row_sightings "
+                "WHERE export_date = ?", [day])
+    con.execute("DELETE FROM row_sightings WHERE export_date = ?", [day])
+    for kind in KINDS:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE delivered_{kind} AS FROM land_{kind} LIMIT 0")
+
+    for report in reports:
+        kind, name = report["kind"], report["name"]
+        frame = pl.read_parquet(report["parquet"])
+        valid = frame.filter(pl.col(REASON_CODE).is_null())
+        con.register("delivered", _land_frame(kind, valid, export_date, name))
+        con.execute(f"INSERT INTO delivered_{kind} BY NAME SELECT * FROM delivered")
+        con.execute("INSERT INTO row_sightings SELECT ?, row_hash, export_date, source_file, line_no FROM delivered", [kind])
+        bad = frame.filter(pl.col(REASON_CODE).is_not_null()).select(
+            pl.lit(day).alias("export_date"),
+            pl.lit(name).alias("source_file"),
+            pl.lit(kind).alias("file_kind"),
+            pl.col("_line_no").alias("line_no"),
+            pl.col(RAW_LINE).alias("raw_line"),
+            pl.col(REASON_CODE).alias("reason_code"),
+            pl.col(REASON_MESSAGE).alias("reason_message"),
+            pl.when(pl.col(REASON_CODE) != "wrong_field_count").then(pl.col(ROW_HASH)).alias("row_hash"),
+        )
+        if bad.height:
+            con.register("bad", bad)
+            con.execute(
+                "INSERT INTO quarantine BY NAME SELECT * FROM bad WHERE NOT EXISTS (SELECT 1 FROM quarantine AS q "
+                "WHERE q.export_date = bad.export_date AND q.source_file = bad.source_file AND q.line_no = bad.line_no "
+                "AND q.raw_line = bad.raw_line)"
+            )
+            [(kept,)] = con.execute(
+                "SELECT count(*) FROM bad SEMI JOIN quarantine AS q USING (export_date, source_file, line_no, raw_line)"
+            ).fetchall()
+            con.unregister("bad")
+            if kept != bad.height:
+                raise AccountingError(f"{name}: {bad.height} rows quarantined but {kept} found in the quarantine table")
+        con.execute("INSERT INTO file_accounting VALUES (?, ?, ?, ?, ?, NULL, NULL, ?, ?)",
+                    [day, name, kind, report["rows_in_manifest"], report["rows_read"], bad.height,
+                     report["extra_columns"]])
+        con.unregister("delivered")
+
+    con.execute("INSERT INTO resighted SELECT DISTINCT file_kind, row_hash FROM row_sightings WHERE export_date = ? "
+                "EXCEPT SELECT file_kind, row_hash FROM resighted", [day])
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE first_sightings AS
+        SELECT file_kind, row_hash, min({'export_date': export_date, 'source_file': source_file, 'line_no': line_no}) AS first
+        FROM row_sightings SEMI JOIN resighted USING (file_kind, row_hash)
+        GROUP BY file_kind, row_hash""")
+    con.execute("CREATE OR REPLACE TEMP TABLE lineage_moves (old_date DATE, new_date DATE)")
+    for kind in KINDS:
+        _restate_loaded_rows(con, kind)
+    [(dates,)] = con.execute(
+        "SELECT list(DISTINCT d ORDER BY d) FROM (SELECT ?::DATE AS d UNION ALL SELECT old_date FROM lineage_moves "
+        "UNION ALL SELECT new_date FROM lineage_moves) WHERE d IS NOT NULL", [day]).fetchall()
+    _restate_accounting(con, dates)
+    check_accounting(con, dates, policy)
+    for row in con.execute(
+            "SELECT source_file, rows_read, rows_loaded, rows_duplicate, rows_quarantined FROM file_accounting "
+            "WHERE export_date = ? ORDER BY source_file", [day]).fetchall():
+        log.info("%s: read %d = loaded %d + duplicate %d + quarantined %d", *row)
+    return [d.isoformat() for d in dates]
+
+
+def _restate_loaded_rows(con: duckdb.DuckDBPyConnection, kind: str) -> None:
+    """land_<kind> holds each row whose kind has a sighting once, with the lineage of its first sighting."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE moved AS
+        WITH before AS (
+            SELECT row_hash, {{'export_date': export_date, 'source_file': source_file, 'line_no': line_no}} AS lineage
+            FROM land_{kind} SEMI JOIN (SELECT row_hash FROM resighted WHERE file_kind = '{kind}') USING (row_hash)
+        ),
+        now AS (SELECT row_hash, first AS lineage FROM first_sightings WHERE file_kind = '{kind}')
+        SELECT row_hash, before.lineage AS old_lineage, now.lineage AS new_lineage
+        FROM before FULL JOIN now USING (row_hash)
+        WHERE before.lineage IS DISTINCT FROM now.lineage""")
+    con.execute("INSERT INTO lineage_moves SELECT old_lineage.export_date, new_lineage.export_date FROM moved")
+    # the values of a row are the same in every copy: take them from the state or from tonight's files
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE restated AS
+        WITH known AS (
+            SELECT * EXCLUDE (export_date, source_file, line_no) FROM land_{kind} SEMI JOIN moved USING (row_hash)
+            UNION ALL BY NAME
+            SELECT * EXCLUDE (export_date, source_file, line_no) FROM delivered_{kind} SEMI JOIN moved USING (row_hash)
+        ),
+        one_copy AS (SELECT * FROM known QUALIFY row_number() OVER (PARTITION BY row_hash) = 1)
+        SELECT one_copy.*, m.new_lineage.export_date, m.new_lineage.source_file, m.new_lineage.line_no
+        FROM one_copy JOIN moved AS m USING (row_hash)
+        WHERE m.new_lineage IS NOT NULL""")
+    con.execute(f"DELETE FROM land_{kind} WHERE row_hash IN (SELECT row_hash FROM moved)")
+    con.execute(f"INSERT INTO land_{kind} BY NAME SELECT * FROM restated")
+
+
+def _restate_accounting(con: duckdb.DuckDBPyConnection, dates: list) -> None:
+    """Loaded and duplicate rows of every file of these dates, from the sightings: the first sighting of a
+    row is its loaded copy, every other one a duplicate."""
+    loaded = " UNION ALL ".join(
+        f"SELECT export_date, source_file FROM land_{kind} WHERE export_date IN (SELECT unnest($dates))" for kind in KINDS)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE file_counts AS
+        WITH sighted AS (
+            SELECT export_date, source_file, count(*) AS n FROM row_sightings
+            WHERE export_date IN (SELECT unnest($dates)) GROUP BY ALL
+        ),
+        loaded AS (SELECT export_date, source_file, count(*) AS n FROM ({loaded}) GROUP BY ALL)
+        SELECT a.export_date, a.source_file, coalesce(loaded.n, 0) AS loaded, coalesce(sighted.n, 0) AS sighted
+        FROM file_accounting AS a
+        LEFT JOIN sighted USING (export_date, source_file)
+        LEFT JOIN loaded USING (export_date, source_file)
+        WHERE a.export_date IN (SELECT unnest($dates))""", {"dates": dates})
+    con.execute("UPDATE file_accounting AS a SET rows_loaded = c.loaded, rows_duplicate = c.sighted - c.loaded "
+                "FROM file_counts AS c WHERE a.export_date = c.export_date AND a.source_file = c.source_file")
+
+
+def check_accounting(con: duckdb.DuckDBPyConnection, dates: list, policy: QuarantinePolicy) -> None:
+    """Every row read is loaded, a duplicate, or quarantined; bad rows stay within the failure policy."""
+    unbalanced = con.execute(
+        "SELECT source_file, rows_read, rows_loaded, rows_duplicate, rows_quarantined FROM file_accounting "
+        "WHERE export_date IN (SELECT unnest($dates)) "
+        "AND rows_read IS DISTINCT FROM rows_loaded + rows_duplicate + rows_quarantined", {"dates": dates}
+    ).fetchall()
+    if unbalanced:
+        raise AccountingError("; ".join(
+            f"{f}: read {r} != loaded {lo} + duplicate {d} + quarantined {q}" for f, r, lo, d, q in unbalanced
+        ))
+    too_bad = con.execute(
+        "SELECT source_file, rows_quarantined, rows_read FROM file_accounting "
+        "WHERE export_date IN (SELECT unnest($dates)) AND rows_quarantined > $share * rows_read "
+        "AND rows_quarantined > $rows",
+        {"dates": dates, "share": policy.max_share, "rows": policy.max_rows},
+    ).fetchall()
+    if too_bad:
+        raise AccountingError("; ".join(
+            f"{f}: {q} of {r} rows quarantined, {policy.describe()} (see the quarantine table; "
+            "CLEARANCE_MAX_QUARANTINE_SHARE and CLEARANCE_MAX_QUARANTINE_ROWS set the limits)"
+            for f, q, r in too_bad
+        ))

@@ -1,0 +1,404 @@
+"""The SQL models of transforms/ and the runner that keeps them up to date, night by night.
+
+Each model is one file `transforms/<layer>/<table>.sql`: a YAML header in a block comment that says
+everything about the table (the way dbt's `config()` does), one SELECT (the table's rows), then the
+comments on the table and its columns:
+
+    /*
+    materialized: incremental          # or `table`: rebuilt every run (the default)
+    unique_key: [entry_id]             # incremental: a touched key's rows are deleted and selected again
+    touched_keys: affected_entries     # incremental: the table of the keys this run touches
+    publish: {monthly_parquet: declaration_month, order_by: entry_id}   # or `table`; none: not published
+    export: {month: "strftime(business_date, '%Y-%m')"}                # in the analysts' Parquet export
+    tests: {unique: [...], not_null: [...], relationships: [...], accepted_values: {...},
+            expect: {name: condition every row meets}, queries: {name: SELECT of the failing rows}}
+    */
+
+The tables a model reads are found by DuckDB's own parser (`json_serialize_sql`), never by matching
+names in the text. Layers run in order (reference, staging, core, marts), each model after those it
+reads. Between the layers the runner runs the SQL of `transforms/incremental/`, which works out the
+keys the night touches: a declaration is touched when its own rows, its bill's or its vessel call's
+changed; the statistics periods are those the touched shipments were, or now are, released in. An
+incremental model picks its rows with `SEMI JOIN <touched_keys> USING (...)`; a full refresh (first
+run, a changed model or reference file, `python -m clearance.rebuild`) runs the same SQL with those
+clauses left out. After the marts, every model's tests run (on the touched keys' rows of an
+incremental model): a failed test fails the build before anything is published.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import hashlib
+import json
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from clearance.config import SEEDS_DIR, TRANSFORMS_DIR
+
+log = logging.getLogger(__name__)
+
+MODEL_LAYERS = ("reference", "staging", "core", "marts")
+INCREMENTAL_DIR = "incremental"
+# The points of a run at which the SQL of transforms/incremental/ runs (its header's `runs:`): `start` in
+# every run, the others in incremental runs only.
+STEP_POINTS = ("start", "before staging", "after staging", "after core")
+
+# Models pick the rows of the touched keys with exactly this clause; in a full refresh every key is
+# touched, so the clause is left out (a join with every key costs time and changes nothing).
+TOUCHED_KEYS_FILTER = re.compile(r"\s*SEMI JOIN (affected_\w+) USING \([\w, ]+\)")
+HEADER = re.compile(r"\A\s*(?:--[^\n]*\n\s*)*/\*(?P<yaml>.*?)\*/", re.S)
+
+
+class ModelTestError(RuntimeError):
+    """A model's output broke one of its declared tests: nothing of the build is kept or published."""
+
+
+def read_header(path: Path) -> dict:
+    """The YAML block comment at the top of a SQL file (after its `--` description lines), or {}."""
+    match = HEADER.match(path.read_text(encoding="utf-8"))
+    if not match:
+        return {}
+    try:
+        header = yaml.safe_load(match["yaml"]) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: the header is not YAML: {exc}") from exc
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: the header must be a YAML mapping")
+    return header
+
+
+def _as_list(value) -> list:
+    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+@dataclass(frozen=True)
+class Publication:
+    """How the published warehouse serves a model: copied whole, or as monthly Parquet files behind a view."""
+
+    month: str | None = None  # the month expression of a monthly_parquet table
+    order_by: str = "ALL"
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    path: Path
+    layer: str
+    incremental: bool
+    unique_key: tuple[str, ...]
+    touched_keys: str | None
+    select: str
+    statements: tuple[str, ...]  # comments on the table and its columns
+    reads: frozenset[str]  # tables and views the SELECT reads, by DuckDB's parser
+    publication: Publication | None
+    export_month: str | None
+    tests: dict = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path) -> Model:
+        header = read_header(path)
+        unknown = set(header) - {"materialized", "unique_key", "touched_keys", "publish", "export", "tests",
+                                 "depends_on"}
+        if unknown:
+            raise ValueError(f"{path}: unknown header keys {sorted(unknown)}")
+        materialized = header.get("materialized", "table")
+        if materialized not in ("table", "incremental"):
+            raise ValueError(f"{path}: materialized must be table or incremental, not {materialized!r}")
+        incremental = materialized == "incremental"
+        if incremental and not (header.get("unique_key") and header.get("touched_keys")):
+            raise ValueError(f"{path}: an incremental model names its unique_key and its touched_keys table")
+        sql = path.read_text(encoding="utf-8")
+        statements = [s.query.strip().rstrip(";") for s in duckdb.extract_statements(sql)]
+        publish = header.get("publish")
+        if publish in (None, False, "none"):
+            publication = None
+        elif publish == "table":
+            publication = Publication()
+        elif isinstance(publish, dict) and "monthly_parquet" in publish:
+            publication = Publication(publish["monthly_parquet"], publish.get("order_by", "ALL"))
+        else:
+            raise ValueError(f"{path}: publish is table, {{monthly_parquet: <month>, order_by: ...}} or none")
+        reads = tables_read(statements[0]) | set(_as_list(header.get("depends_on")))
+        return cls(path.stem, path, path.parent.name, incremental, tuple(_as_list(header.get("unique_key"))),
+                   header.get("touched_keys"), statements[0], tuple(statements[1:]), frozenset(reads), publication,
+                   (header.get("export") or {}).get("month"), header.get("tests") or {})
+
+    @property
+    def relative_path(self) -> str:
+        return str(self.path.relative_to(TRANSFORMS_DIR.parent))
+
+
+def tables_read(select: str) -> set[str]:
+    """The tables and views a SELECT reads (its own CTEs left out), from DuckDB's parse tree."""
+    with duckdb.connect() as con:
+        tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [select]).fetchone()[0])
+    if tree.get("error"):
+        raise ValueError(f"cannot parse: {tree.get('error_message')}")
+    found, ctes = set(), set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "BASE_TABLE":
+                found.add(node["table_name"])
+            for entry in (node.get("cte_map") or {}).get("map", []) if isinstance(node.get("cte_map"), dict) else []:
+                ctes.add(entry["key"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(tree)
+    return found - ctes
+
+
+@cache
+def _models_of(fingerprint: str) -> tuple[Model, ...]:
+    ordered: list[Model] = []
+    seen_layers: dict[str, str] = {}
+    for layer in MODEL_LAYERS:
+        models = {p.stem: Model.read(p) for p in sorted((TRANSFORMS_DIR / layer).glob("*.sql"))}
+        graph = graphlib.TopologicalSorter({name: m.reads & models.keys() - {name} for name, m in models.items()})
+        for name in graph.static_order():
+            for dependency in models[name].reads:
+                later = seen_layers.get(dependency) is None and any(
+                    (TRANSFORMS_DIR / other / f"{dependency}.sql").exists()
+                    for other in MODEL_LAYERS[MODEL_LAYERS.index(layer) + 1:])
+                if later:
+                    raise ValueError(f"{models[name].relative_path} reads {dependency}, a model of a later layer")
+            ordered.append(models[name])
+            seen_layers[name] = layer
+    return tuple(ordered)
+
+
+def models() -> tuple[Model, ...]:
+    """Every model, in run order: layer by layer, and within a layer after the models it reads."""
+    return _models_of(models_fingerprint())
+
+
+def monthly_parquet_tables() -> dict[str, Publication]:
+    """Tables the published warehouse serves as views over monthly Parquet files, with their month and order."""
+    return {m.name: m.publication for m in models() if m.publication and m.publication.month}
+
+
+def copied_tables() -> list[str]:
+    """Tables copied whole into every published warehouse: models so declared, and the kept tables whose
+    DDL (transforms/landing, transforms/state) declares them in its header."""
+    tables = [m.name for m in models() if m.publication and not m.publication.month]
+    for pattern in ("landing/*.sql", "state/*.sql"):
+        for path in sorted(TRANSFORMS_DIR.glob(pattern)):
+            tables += _as_list(read_header(path).get("publish"))
+    return tables
+
+
+def exported_tables() -> dict[str, str]:
+    """Small tables written into the analysts' Parquet export every night: table -> its month expression."""
+    return {m.name: m.export_month for m in models() if m.export_month}
+
+
+def steps() -> dict[str, list[Path]]:
+    """The SQL of transforms/incremental/ to run at each point of an incremental night."""
+    at: dict[str, list[Path]] = {point: [] for point in STEP_POINTS}
+    for path in sorted((TRANSFORMS_DIR / INCREMENTAL_DIR).glob("*.sql")):
+        runs = _as_list(read_header(path).get("runs"))
+        if not runs or set(runs) - set(STEP_POINTS):
+            raise ValueError(f"{path}: runs: one or more of {', '.join(STEP_POINTS)}")
+        for point in runs:
+            at[point].append(path)
+    return at
+
+
+def models_fingerprint() -> str:
+    """Changes whenever a model, a DDL file or a reference file changes: then the next run is a full refresh."""
+    digest = hashlib.sha256()
+    for path in sorted(TRANSFORMS_DIR.rglob("*.sql")) + sorted(Path(SEEDS_DIR).glob("*.csv")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    [(n,)] = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND table_name = ?", [name]).fetchall()
+    return n > 0
+
+
+def _key_match(model: Model, keys_alias: str = "k") -> str:
+    return " AND ".join(f"{model.name}.{c} IS NOT DISTINCT FROM {keys_alias}.{c}" for c in model.unique_key)
+
+
+def _record_changed_months(con: duckdb.DuckDBPyConnection, model: Model, full_refresh: bool) -> None:
+    """Months of a monthly-Parquet table whose rows change: the next publish writes them again."""
+    month = model.publication.month
+    if full_refresh:
+        source = (f"SELECT DISTINCT {month} FROM {model.name} "
+                  f"UNION SELECT partition_month FROM published_partitions WHERE table_name = '{model.name}'")
+    else:
+        source = (f"SELECT DISTINCT {month} FROM {model.name} "
+                  f"WHERE EXISTS (SELECT 1 FROM {model.touched_keys} AS k WHERE {_key_match(model)})")
+    con.execute(f"INSERT INTO dirty_partitions SELECT '{model.name}', m FROM ({source}) AS t(m) WHERE m IS NOT NULL "
+                "EXCEPT SELECT table_name, partition_month FROM dirty_partitions")
+
+
+def run_model(con: duckdb.DuckDBPyConnection, model: Model, full_refresh: bool) -> None:
+    monthly = model.publication is not None and model.publication.month is not None
+    try:
+        if full_refresh or not model.incremental or not table_exists(con, model.name):
+            select = TOUCHED_KEYS_FILTER.sub("", model.select) if full_refresh else model.select
+            if full_refresh and "affected_" in select:
+                raise RuntimeError("rows of touched keys must be picked with `SEMI JOIN affected_<keys> USING (...)`")
+            con.execute(f"CREATE OR REPLACE TABLE {model.name} AS {select}")
+            for statement in model.statements:
+                con.execute(statement)
+            if monthly:
+                _record_changed_months(con, model, full_refresh=True)
+        else:
+            if monthly:
+                _record_changed_months(con, model, full_refresh=False)  # the months of the rows replaced
+            con.execute(f"DELETE FROM {model.name} USING {model.touched_keys} AS k WHERE {_key_match(model)}")
+            con.execute(f"INSERT INTO {model.name} BY NAME {model.select}")
+            if monthly:
+                _record_changed_months(con, model, full_refresh=False)  # and of the rows that replace them
+    except duckdb.Error as exc:
+        raise RuntimeError(f"{model.relative_path}: {exc}") from exc
+
+
+def _run_steps(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> None:
+    from clearance.state import run_sql_file
+
+    for path in paths:
+        run_sql_file(con, path)
+
+
+def run_models(con: duckdb.DuckDBPyConnection, business_date: str, export_dates: list[str] | None = None,
+               full_refresh: bool = False) -> dict:
+    """Bring every model up to date with the export dates just (re)loaded, for the business date's cut-off,
+    then run every model's tests.
+
+    Without export dates, or when the models or reference data changed since the last run, every
+    table is rebuilt from all loaded rows. Returns what was done (with each model's seconds).
+    """
+    from clearance.state import ensure_schema
+
+    ensure_schema(con)
+    fingerprint = models_fingerprint()
+    stored = con.execute("SELECT fingerprint FROM model_fingerprint").fetchall()
+    all_models = models()
+    full_refresh = (
+        full_refresh or export_dates is None or stored != [(fingerprint,)]
+        or not all(table_exists(con, m.name) for m in all_models)
+    )
+    build_id = uuid.uuid4().hex
+    cutoff = datetime.combine(date.fromisoformat(business_date) + timedelta(days=1), datetime.min.time())
+    con.execute("SET VARIABLE seeds_dir = ?", [str(SEEDS_DIR)])
+    con.execute("SET VARIABLE business_date = ?::DATE", [business_date])
+    con.execute("SET VARIABLE cutoff_at = ?::TIMESTAMP", [cutoff])
+    con.execute("SET VARIABLE build_id = ?", [build_id])
+    con.execute("SET VARIABLE full_refresh = ?", [full_refresh])
+    con.execute("SET VARIABLE export_dates = ?::DATE[]", [export_dates or []])
+    at = steps()
+    _run_steps(con, at["start"])
+    seconds: dict[str, float] = {}
+
+    def run_layer(*layers: str) -> None:
+        for model in (m for m in all_models if m.layer in layers):
+            started = time.perf_counter()
+            run_model(con, model, full_refresh)
+            seconds[model.name] = round(time.perf_counter() - started, 3)
+
+    if not full_refresh:
+        _run_steps(con, at["before staging"])  # keys of the rows about to be replaced
+    run_layer("reference", "staging")
+    if not full_refresh:
+        _run_steps(con, at["after staging"])  # keys of the rows as now loaded, the shipments they touch
+    run_layer("core")
+    if not full_refresh:
+        _run_steps(con, at["after core"])
+    run_layer("marts")
+    tested = run_tests(con, all_models, full_refresh)
+
+    con.execute("DELETE FROM model_fingerprint")
+    con.execute("INSERT INTO model_fingerprint VALUES (?, now())", [fingerprint])
+    counts = {name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+              for name in ("affected_entries", "affected_bills", "affected_calls", "affected_periods")}
+    outcome = {"build_id": build_id, "business_date": business_date, "full_refresh": full_refresh, **counts,
+               "tests": tested, "model_seconds": seconds}
+    log.info("models %s: %s", "rebuilt in full" if full_refresh else "updated",
+             {k: v for k, v in outcome.items() if k != "model_seconds"})
+    return outcome
+
+
+# ------------------------------------------------------------------------------------------------ tests
+
+
+def _literal(value) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def test_queries(model: Model, full_refresh: bool) -> list[tuple[str, str, str]]:
+    """(test name, severity, SELECT of the failing rows) for every test a model declares."""
+    if model.incremental and not full_refresh:
+        scoped = (f"(SELECT * FROM {model.name} "
+                  f"WHERE EXISTS (SELECT 1 FROM {model.touched_keys} AS k WHERE {_key_match(model)}))")
+    else:
+        scoped = model.name
+    tests = model.tests
+    unknown = set(tests) - {"unique", "not_null", "relationships", "accepted_values", "expect", "queries"}
+    if unknown:
+        raise ValueError(f"{model.relative_path}: unknown tests {sorted(unknown)}")
+    out = []
+    for key in _as_list(tests.get("unique")):
+        columns = ", ".join(_as_list(key))
+        out.append((f"unique({columns})", "error",
+                    f"SELECT {columns}, count(*) AS copies FROM {scoped} AS t GROUP BY ALL HAVING count(*) > 1"))
+    for column in _as_list(tests.get("not_null")):
+        out.append((f"not_null({column})", "error", f"SELECT * FROM {scoped} AS t WHERE {column} IS NULL"))
+    for rule in _as_list(tests.get("relationships")):
+        table, target = rule["to"].split(".")
+        where = f" AND ({rule['where']})" if rule.get("where") else ""
+        out.append((f"relationships({rule['column']} -> {rule['to']})", rule.get("severity", "error"),
+                    f"SELECT * FROM {scoped} AS t WHERE t.{rule['column']} IS NOT NULL{where} AND NOT EXISTS "
+                    f"(SELECT 1 FROM {table} AS r WHERE r.{target} = t.{rule['column']})"))
+    for column, values in (tests.get("accepted_values") or {}).items():
+        listing = ", ".join(_literal(v) for v in values)
+        out.append((f"accepted_values({column})", "error",
+                    f"SELECT * FROM {scoped} AS t WHERE {column} NOT IN ({listing})"))
+    for name, condition in (tests.get("expect") or {}).items():
+        out.append((name, "error", f"SELECT * FROM {scoped} AS t WHERE ({condition}) IS NOT TRUE"))
+    for name, sql in (tests.get("queries") or {}).items():
+        out.append((name, "error", TOUCHED_KEYS_FILTER.sub("", sql) if full_refresh else sql))
+    return out
+
+
+def run_tests(con: duckdb.DuckDBPyConnection, all_models: tuple[Model, ...], full_refresh: bool) -> dict:
+    """Every model's tests; failures of severity error fail the build with the model, the test and example rows."""
+    failures, warnings, passed = [], [], 0
+    con.execute("DELETE FROM model_test_results")
+    for model in all_models:
+        for name, severity, sql in test_queries(model, full_refresh):
+            try:
+                [(count,)] = con.execute(f"SELECT count(*) FROM ({sql})").fetchall()
+                examples = con.execute(f"SELECT * FROM ({sql}) LIMIT 3").fetchall() if count else []
+            except duckdb.Error as exc:
+                raise ModelTestError(f"{model.relative_path}: test {name} cannot run: {exc}") from exc
+            con.execute("INSERT INTO model_test_results VALUES (getvariable('build_id'), ?, ?, ?, ?, ?)",
+                        [model.name, name, severity, count, repr(examples)[:1000] if examples else None])
+            if not count:
+                passed += 1
+                continue
+            line = f"{model.relative_path}: test {name} failed for {count} row(s), e.g. {examples!r}"[:2000]
+            (failures if severity == "error" else warnings).append(line)
+    for line in warnings:
+        log.warning("%s", line)
+    if failures:
+        raise ModelTestError("the build broke its models' tests; nothing is published:\n" + "\n".join(failures))
+    return {"passed": passed, "warnings": len(warnings)}

@@ -1,0 +1,100 @@
+"""Models that declare themselves (issue #12): dependencies from DuckDB's parser, tests declared in the
+model header and run on every build, a new mart that is one SQL file."""
+
+from __future__ import annotations
+
+import shutil
+
+import duckdb
+import pytest
+
+from clearance.config import TRANSFORMS_DIR
+from clearance.delivery_writer import write_delivery
+from clearance.models import ModelTestError, tables_read
+from clearance.pipeline import run_business_date
+from tests.deliveries import dec_head, entry_id, receipt, vessel_event
+
+DAY = "2026-11-20"
+
+
+def one_released_shipment(inbox) -> None:
+    shipment = entry_id(1)
+    write_delivery(inbox, DAY, {
+        "dec_head": [dec_head(shipment, "2026-11-20 02:00:00", bill="COSU1")],
+        "dec_result": [receipt(shipment, "L", "2026-11-20 03:00:00"), receipt(shipment, "P", "2026-11-20 09:00:00")],
+        "vessel_event": [vessel_event("ATA_ANCH", "2026-11-20 00:00:00"), vessel_event("ATA_BERTH", "2026-11-20 01:30:00")],
+    })
+
+
+@pytest.fixture
+def transforms(tmp_path, monkeypatch):
+    """A copy of transforms/ that the pipeline runs instead of the project's."""
+    copy = tmp_path / "transforms"
+    shutil.copytree(TRANSFORMS_DIR, copy)
+    for module in ("clearance.models", "clearance.state", "clearance.publish"):
+        monkeypatch.setattr(f"{module}.TRANSFORMS_DIR", copy)
+    return copy
+
+
+def test_dependencies_come_from_the_parser_not_from_the_text():
+    sql = """-- reads core_shipments? no: this comment only names it
+        WITH core_declarations AS (SELECT 1 AS entry_id)  -- a CTE, not the table
+        SELECT 'mart_work_in_progress' AS label, d.entry_id
+        FROM core_declarations AS d SEMI JOIN affected_entries USING (entry_id)
+        JOIN (SELECT * FROM ref_ports) AS p ON true"""
+    assert tables_read(sql) == {"affected_entries", "ref_ports"}
+
+
+def test_a_model_that_breaks_its_tests_fails_the_night_before_anything_is_published(clearance_env, transforms):
+    inbox, warehouse = clearance_env
+    one_released_shipment(inbox)
+    # someone measures overall clearance from the berth instead of the arrival
+    model = transforms / "core" / "core_shipments.sql"
+    sql = model.read_text(encoding="utf-8")
+    wrong = sql.replace("hours_between(arrival_at, released_at) AS overall_clearance_hours",
+                        "hours_between(berthed_at, released_at) AS overall_clearance_hours")
+    assert wrong != sql
+    model.write_text(wrong, encoding="utf-8")
+    with pytest.raises(ModelTestError) as caught:
+        run_business_date(DAY)
+    message = str(caught.value)
+    assert "nothing is published" in message
+    assert ("transforms/core/core_shipments.sql: test overall_clearance_is_release_minus_arrival failed for 1 row(s)"
+            in message)
+    assert entry_id(1) in message  # an example row
+    assert not warehouse.exists()
+    # the state kept nothing of the night: the build was one transaction
+    with duckdb.connect(str(warehouse.parent / "_state" / "clearance_state.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM land_dec_head").fetchone() == (0,)
+
+
+def test_a_new_mart_is_one_sql_file(clearance_env, transforms):
+    inbox, warehouse = clearance_env
+    one_released_shipment(inbox)
+    (transforms / "marts" / "mart_releases_by_port.sql").write_text("""\
+-- Released shipments per port and day.
+/*
+publish: table
+export: {month: "strftime(release_date, '%Y-%m')"}
+tests:
+  unique: [[port_code, release_date]]
+  not_null: [port_code, release_date, shipments]
+*/
+SELECT port_code, release_date, count(*) AS shipments
+FROM core_shipments
+WHERE released_at IS NOT NULL
+GROUP BY ALL;
+COMMENT ON TABLE mart_releases_by_port IS 'Released shipments per port and day';
+""", encoding="utf-8")
+    run_business_date(DAY)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("SELECT port_code, release_date::VARCHAR, shipments FROM mart_releases_by_port").fetchall() == [
+            ("DLC", DAY, 1)]
+        assert con.execute("SELECT comment FROM duckdb_tables() WHERE table_name = 'mart_releases_by_port'").fetchall() == [
+            ("Released shipments per port and day",)]
+        assert con.execute("SELECT test, failing_rows FROM model_test_results WHERE model = 'mart_releases_by_port' "
+                           "ORDER BY 1").fetchall() == [
+            ("not_null(port_code)", 0), ("not_null(release_date)", 0), ("not_null(shipments)", 0),
+            ("unique(port_code, release_date)", 0)]
+    exported = warehouse.parent / "parquet" / "mart_releases_by_port" / "month=2026-11"
+    assert [p.suffix for p in exported.iterdir()] == [".parquet"]

@@ -1,0 +1,12 @@
+-- The bills, vessel calls and shipments the run touches: a shipment is touched when its own rows changed,
+-- or those of its bill or vessel call. Its bill and call are those before this run's change; a
+-- declaration whose bill or call changed has new header rows, so it is touched itself.
+/*
+runs: after staging
+*/
+INSERT INTO affected_bills SELECT DISTINCT bill_no FROM changed_bills;
+INSERT INTO affected_calls SELECT DISTINCT vessel_id, voyage_no, port_code FROM changed_calls;
+INSERT INTO affected_entries
+    SELECT entry_id FROM changed_entries
+    UNION SELECT d.entry_id FROM core_declarations AS d SEMI JOIN affected_bills USING (bill_no)
+    UNION SELECT d.entry_id FROM core_declarations AS d SEMI JOIN affected_calls USING (vessel_id, voyage_no, port_code);
