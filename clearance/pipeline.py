@@ -58,7 +58,7 @@ def send_alerts(build_id: str, business_date: str) -> dict:
     con = connect_state(settings())
     try:
         check_build(con, build_id, business_date)
-        outcome = send_digests(con, business_date)
+        outcome = send_digests(con, business_date, dashboard_url=settings().dashboard_url)
         con.execute("CHECKPOINT")
     finally:
         con.close()
