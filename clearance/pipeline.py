@@ -75,7 +75,7 @@ def publish(build_id: str, business_date: str) -> str:
 
 def build_dashboard() -> str:
     """The nightly dashboard of the published warehouse."""
-    from clearance.dashboard import build_dashboard as build_page
+    from dashboards.clearance_dashboard import build_dashboard as build_page
 
     return str(build_page(settings().warehouse, settings().dashboard))
 

@@ -1,10 +1,10 @@
 """The nightly dashboard: one self-contained HTML file, charts drawn in the page by the plotly.js
 bundled with the plotly package (inlined, so the file opens with no network at all).
 
-    python -m clearance.dashboard [--warehouse PATH] [--out PATH]
+    python -m dashboards.clearance_dashboard [--warehouse PATH] [--out PATH]
 
 Every figure comes from one query below on the published warehouse; the page filters them by port
-and direction in the browser.
+and direction in the browser. The page template is templates/clearance_dashboard.html beside this file.
 """
 
 from __future__ import annotations
@@ -20,28 +20,87 @@ import duckdb
 
 from clearance.config import settings
 
+TEMPLATE = Path(__file__).with_name("templates") / "clearance_dashboard.html"
+
+# A day's figure is provisional while at least this share of the shipments that were waiting that
+# day (arrived by its end, not released before it) is still open at the cut-off: their times, longer
+# than those already counted, are still to come (at the start of a history only the fast ones are in).
+PROVISIONAL_OPEN_SHARE = 0.10
+
 # Each query yields rows with a `port` and a `direction` column ('all' for the total over them), so
 # the page can filter every figure the same way.
 QUERIES = {
-    # overall clearance time by day of release, against the targets
+    # overall clearance time by day of release: mean (compared with the targets, which are means),
+    # median and p90
     "daily": """
         SELECT period_start AS day, direction, CASE dimension WHEN 'all' THEN 'all' ELSE dimension_value END AS port,
-               shipments, median_hours, p90_hours, share_within_target
+               shipments, mean_hours, median_hours, p90_hours, share_within_target
         FROM mart_clearance_statistics
         WHERE grain = 'day' AND segment = 'overall_clearance' AND dimension IN ('all', 'port')
         ORDER BY day, direction, port""",
-    # where the time goes: mean hours of each segment, released shipments of the whole period
-    "segments": """
-        WITH released AS (SELECT * FROM core_shipments WHERE is_counted AND released_at IS NOT NULL),
-        long AS (
-            UNPIVOT (SELECT port_code, direction, anchorage_wait_hours, pre_declaration_hours,
-                            customs_processing_hours, inspection_hours, port_exit_hours FROM released)
-            ON anchorage_wait_hours, pre_declaration_hours, customs_processing_hours, inspection_hours, port_exit_hours
-            INTO NAME segment VALUE hours)
-        SELECT coalesce(port_code, 'all') AS port, coalesce(direction, 'all') AS direction,
-               replace(segment, '_hours', '') AS segment, count(*) AS shipments, avg(hours) AS mean_hours
-        FROM long
-        GROUP BY GROUPING SETS ((port_code, direction, segment), (direction, segment), (port_code, segment), (segment))
+    # per day: how many of the shipments waiting that day are still open at the cut-off
+    "daily_open": """
+        WITH cutoff AS (SELECT cutoff_at FROM run_context),
+        shipments AS (
+            SELECT s.port_code, s.direction, s.arrival_at::DATE AS arrival_day,
+                   CASE WHEN s.released_at <= cutoff.cutoff_at THEN s.released_at::DATE END AS release_day
+            FROM core_shipments AS s, cutoff
+            WHERE s.is_counted AND s.arrival_at <= cutoff.cutoff_at),
+        days AS (SELECT DISTINCT period_start AS day FROM mart_clearance_statistics WHERE grain = 'day'),
+        per_day AS (
+            SELECT d.day, s.port_code, s.direction,
+                   count(*) AS waiting, count(*) FILTER (WHERE s.release_day IS NULL) AS still_open
+            FROM days AS d JOIN shipments AS s
+              ON s.arrival_day <= d.day AND (s.release_day IS NULL OR s.release_day >= d.day)
+            GROUP BY ALL)
+        SELECT day, coalesce(port_code, 'all') AS port, direction, sum(waiting) AS waiting,
+               sum(still_open) AS still_open
+        FROM per_day
+        GROUP BY GROUPING SETS ((day, port_code, direction), (day, direction))
+        ORDER BY ALL""",
+    # where the time goes: the chain of non-overlapping intervals every shipment passes, over the
+    # shipments that completed it (imports out of the gate, exports loaded); each milestone is taken
+    # no earlier than the one before it, so the intervals add up to arrival -> last milestone
+    "chain": """
+        WITH milestones AS (
+            SELECT port_code, direction, arrival_at AS t0,
+                   -- by rail, road or air there is no berth: the wait for one is nil
+                   greatest(arrival_at, CASE WHEN direction = 'import' THEN coalesce(berthed_at, arrival_at)
+                                             ELSE arrival_at END) AS t1,
+                   accepted_at, released_at, CASE direction WHEN 'import' THEN gate_out_at ELSE loaded_at END AS last_at
+            FROM core_shipments
+            WHERE is_counted AND arrival_at IS NOT NULL AND accepted_at IS NOT NULL AND released_at IS NOT NULL
+              AND CASE direction WHEN 'import' THEN gate_out_at IS NOT NULL
+                                 AND (berthed_at IS NOT NULL OR NOT arrived_by_vessel_call)
+                                 ELSE loaded_at IS NOT NULL END),
+        chained AS (
+            SELECT *, greatest(t1, accepted_at) AS t2 FROM milestones),
+        chained2 AS (
+            SELECT *, greatest(t2, released_at) AS t3 FROM chained),
+        chained3 AS (
+            SELECT *, greatest(t3, last_at) AS t4 FROM chained2),
+        intervals AS (
+            SELECT port_code, direction,
+                   hours_between(t0, t1) AS berth_wait, hours_between(t1, t2) AS to_acceptance,
+                   hours_between(t2, t3) AS to_release, hours_between(t3, t4) AS to_exit,
+                   hours_between(t0, t3) AS arrival_to_release
+            FROM chained3)
+        SELECT coalesce(port_code, 'all') AS port, direction, count(*) AS shipments,
+               avg(berth_wait) AS berth_wait_hours, avg(to_acceptance) AS to_acceptance_hours,
+               avg(to_release) AS to_release_hours, avg(to_exit) AS to_exit_hours,
+               avg(arrival_to_release) AS arrival_to_release_hours
+        FROM intervals
+        GROUP BY GROUPING SETS ((port_code, direction), (direction))
+        ORDER BY ALL""",
+    # inspection as extra time: mean overall clearance of inspected against not inspected shipments
+    "inspection": """
+        SELECT coalesce(port_code, 'all') AS port, direction,
+               count(*) AS shipments, count(*) FILTER (WHERE is_inspected) AS inspected,
+               count(*) FILTER (WHERE is_inspected) / count(*) AS inspected_share,
+               avg(overall_clearance_hours) FILTER (WHERE is_inspected) AS inspected_mean_hours,
+               avg(overall_clearance_hours) FILTER (WHERE NOT is_inspected) AS not_inspected_mean_hours
+        FROM core_shipments WHERE is_counted AND overall_clearance_hours IS NOT NULL
+        GROUP BY GROUPING SETS ((port_code, direction), (direction))
         ORDER BY ALL""",
     # berthing delay (anchorage wait) per port
     "berthing": """
@@ -81,15 +140,6 @@ QUERIES = {
                                 (direction, commodity_group, measure, applied),
                                 (port_code, commodity_group, measure, applied), (commodity_group, measure, applied))
         ORDER BY ALL""",
-    # inspection share and inspection time
-    "inspection": """
-        SELECT coalesce(port_code, 'all') AS port, coalesce(direction, 'all') AS direction,
-               count(*) AS shipments, count(*) FILTER (WHERE is_inspected) AS inspected,
-               count(*) FILTER (WHERE is_inspected) / count(*) AS inspected_share,
-               median(inspection_hours) AS median_inspection_hours
-        FROM core_shipments WHERE is_counted AND released_at IS NOT NULL
-        GROUP BY GROUPING SETS ((port_code, direction), (direction), (port_code), ())
-        ORDER BY ALL""",
     # work in progress by office and stage
     "wip": """
         SELECT coalesce(port_code, 'all') AS port, coalesce(direction, 'all') AS direction,
@@ -101,7 +151,7 @@ QUERIES = {
         ORDER BY ALL""",
     # the stalled list, oldest first
     "stalled": """
-        SELECT office_code AS office, coalesce(entry_id, '') AS entry_id, bill_no, stage, stage_label_zh, stage_label,
+        SELECT office_code AS office, coalesce(entry_id, '') AS entry_id, bill_no, stage,
                strftime(stage_since, '%Y-%m-%d %H:%M') AS since, hours_in_stage, threshold_hours, is_escalated,
                port_code AS port, direction, coalesce(vessel_id, '') AS vessel_id, coalesce(voyage_no, '') AS voyage_no,
                coalesce(owner_name, '') AS owner_name
@@ -123,8 +173,11 @@ QUERIES = {
         FROM file_accounting GROUP BY export_date ORDER BY export_date DESC LIMIT 7""",
     "findings": """SELECT finding, count(*) AS findings FROM mart_data_quality_findings GROUP BY finding ORDER BY 1""",
     "ports": """SELECT port_code AS code, port_name_zh AS zh, port_name AS en FROM ref_ports ORDER BY port_code""",
-    "offices": """SELECT office_code AS code, office_name_zh AS zh, office_name AS en FROM ref_customs_offices""",
-    "targets": """SELECT target_code, direction, target_hours, label FROM ref_clearance_targets
+    "offices": """SELECT office_code AS code, office_name_zh AS zh, office_name AS en FROM ref_customs_offices
+                  UNION ALL SELECT district_code, district_name_zh, district_name FROM ref_customs_districts
+                  WHERE district_code NOT IN (SELECT office_code FROM ref_customs_offices)""",
+    "stages": """SELECT stage, stage_label_zh AS zh, stage_label AS en, acting_party FROM ref_stage_responsibilities""",
+    "targets": """SELECT target_code, direction, target_hours, label, label_zh FROM ref_clearance_targets
                   WHERE district_code IS NULL ORDER BY direction, target_hours DESC""",
     "run": """SELECT business_date, cutoff_at FROM run_context""",
 }
@@ -143,16 +196,26 @@ def dashboard_data(con: duckdb.DuckDBPyConnection) -> dict:
         columns = [d[0] for d in cur.description]
         data[name] = [{c: _plain(v) for c, v in zip(columns, row)} for row in cur.fetchall()]
     data["ports_seen"] = sorted({r["port"] for r in data["daily"] if r["port"] != "all"})
+    data["provisional_open_share"] = PROVISIONAL_OPEN_SHARE
     return data
+
+
+def embedded_json(data: dict) -> str:
+    """JSON that no value can break out of: inside <script> only the markup characters matter, and
+    U+2028/2029, which older parsers read as line ends. The escapes are plain JSON, read back unchanged."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    for char, escape in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escape)
+    return text
 
 
 def render(data: dict) -> str:
     import plotly.offline
 
-    template = (Path(__file__).with_name("dashboard_template.html")).read_text(encoding="utf-8")
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
-    return (template.replace("/*PLOTLY_JS*/", plotly.offline.get_plotlyjs())
-            .replace("/*DASHBOARD_DATA*/", payload))
+    template = TEMPLATE.read_text(encoding="utf-8")
+    # the data first: the plotly.js text must not be searched for the data's placeholder
+    page = template.replace("/*DASHBOARD_DATA*/", embedded_json(data))
+    return page.replace("/*PLOTLY_JS*/", plotly.offline.get_plotlyjs())
 
 
 def build_dashboard(warehouse: Path, out: Path) -> Path:
@@ -168,7 +231,8 @@ def build_dashboard(warehouse: Path, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m dashboards.clearance_dashboard", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--warehouse", type=Path, default=settings().warehouse)
     parser.add_argument("--out", type=Path, default=settings().dashboard)
     args = parser.parse_args(argv)
