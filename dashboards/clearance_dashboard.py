@@ -42,21 +42,30 @@ QUERIES = {
     "daily_open": """
         WITH cutoff AS (SELECT cutoff_at FROM run_context),
         shipments AS (
-            SELECT s.port_code, s.direction, s.arrival_at::DATE AS arrival_day,
+            SELECT s.port_code AS port, s.direction, s.arrival_at::DATE AS arrival_day,
                    CASE WHEN s.released_at <= cutoff.cutoff_at THEN s.released_at::DATE END AS release_day
             FROM core_shipments AS s, cutoff
             WHERE s.is_counted AND s.arrival_at <= cutoff.cutoff_at),
-        days AS (SELECT DISTINCT period_start AS day FROM mart_clearance_statistics WHERE grain = 'day'),
-        per_day AS (
-            SELECT d.day, s.port_code, s.direction,
-                   count(*) AS waiting, count(*) FILTER (WHERE s.release_day IS NULL) AS still_open
-            FROM days AS d JOIN shipments AS s
-              ON s.arrival_day <= d.day AND (s.release_day IS NULL OR s.release_day >= d.day)
-            GROUP BY ALL)
-        SELECT day, coalesce(port_code, 'all') AS port, direction, sum(waiting) AS waiting,
-               sum(still_open) AS still_open
-        FROM per_day
-        GROUP BY GROUPING SETS ((day, port_code, direction), (day, direction))
+        both_levels AS (
+            SELECT * FROM shipments UNION ALL SELECT 'all', direction, arrival_day, release_day FROM shipments),
+        changes AS (
+            -- a shipment waits from its arrival day to its release day; it is still open if never released
+            SELECT port, direction, arrival_day AS day, 1 AS waiting, (release_day IS NULL)::INTEGER AS still_open
+            FROM both_levels
+            UNION ALL
+            SELECT port, direction, release_day + 1, -1, 0 FROM both_levels WHERE release_day IS NOT NULL),
+        running AS (
+            -- running totals instead of a join of every day with every shipment: linear in the history
+            SELECT port, direction, day, sum(sum(waiting)) OVER w AS waiting, sum(sum(still_open)) OVER w AS still_open
+            FROM changes GROUP BY port, direction, day
+            WINDOW w AS (PARTITION BY port, direction ORDER BY day)),
+        grid AS (
+            SELECT d.day, p.port, p.direction
+            FROM (SELECT DISTINCT period_start AS day FROM mart_clearance_statistics WHERE grain = 'day') AS d
+            CROSS JOIN (SELECT DISTINCT port, direction FROM running) AS p)
+        SELECT g.day, g.port, g.direction, r.waiting::BIGINT AS waiting, r.still_open::BIGINT AS still_open
+        FROM grid AS g
+        ASOF JOIN running AS r ON r.port = g.port AND r.direction = g.direction AND r.day <= g.day
         ORDER BY ALL""",
     # where the time goes: the chain of non-overlapping intervals every shipment passes, over the
     # shipments that completed it (imports out of the gate, exports loaded); each milestone is taken
