@@ -17,7 +17,7 @@ DEMO_START ?= 2026-11-01
 DEMO_DAYS ?= 14
 DEMO_SCALE ?= 0.1
 DEMO_SEED ?= 20261101
-DEMO_SMTP_PORT ?= 8025
+DEMO_SMTP_PORT ?= 0
 DEMO_MAIL_DIR ?= $(CURDIR)/warehouse/mail
 DEMO_END = $(shell $(PY) -c "import datetime as d; print(d.date.fromisoformat('$(DEMO_START)') + d.timedelta(days=$(DEMO_DAYS) - 1))")
 
@@ -40,13 +40,20 @@ airflow-db: env
 	@mkdir -p $(AIRFLOW_HOME)
 	@$(VENV)/bin/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 
-# The demo's alert digests go to a local SMTP server that writes each mail as an .eml file.
+# The demo's alert digests go to a local SMTP server that writes each mail as an .eml file; it takes
+# a free port (DEMO_SMTP_PORT=0) unless one is given. The demo fails when the server cannot start,
+# or when stalled shipments were alerted and their digests did not all arrive.
 demo: airflow-db
 	$(PY) -m clearance.simulator --inbox $${CLEARANCE_INBOX:-$(CURDIR)/warehouse/inbox} \
 		--start $(DEMO_START) --days $(DEMO_DAYS) --scale $(DEMO_SCALE) --seed $(DEMO_SEED)
-	@$(PY) -m clearance.mailsink --dir $(DEMO_MAIL_DIR) --port $(DEMO_SMTP_PORT) > $(AIRFLOW_HOME)/mailsink.log 2>&1 & \
-	sink=$$!; trap "kill $$sink" EXIT; sleep 2; \
-	export AIRFLOW_CONN_SMTP_DEFAULT='{"conn_type": "smtp", "host": "127.0.0.1", "port": $(DEMO_SMTP_PORT), "extra": {"disable_tls": true, "disable_ssl": true, "from_email": "clearance-monitor@localhost", "retry_limit": 0, "timeout": 10}}'; \
+	@rm -f $(AIRFLOW_HOME)/mailsink.port; \
+	$(PY) -m clearance.mailsink --dir $(DEMO_MAIL_DIR) --port $(DEMO_SMTP_PORT) --port-file $(AIRFLOW_HOME)/mailsink.port \
+		> $(AIRFLOW_HOME)/mailsink.log 2>&1 & \
+	sink=$$!; trap "kill $$sink 2>/dev/null" EXIT; \
+	for i in $$(seq 100); do [ -s $(AIRFLOW_HOME)/mailsink.port ] && break; kill -0 $$sink 2>/dev/null || break; sleep 0.1; done; \
+	if [ ! -s $(AIRFLOW_HOME)/mailsink.port ]; then echo "the demo's mail server did not start:"; cat $(AIRFLOW_HOME)/mailsink.log; exit 1; fi; \
+	port=$$(cat $(AIRFLOW_HOME)/mailsink.port); echo "demo mail server: 127.0.0.1:$$port, mails in $(DEMO_MAIL_DIR)/"; \
+	export AIRFLOW_CONN_SMTP_DEFAULT='{"conn_type": "smtp", "host": "127.0.0.1", "port": '$$port', "extra": {"disable_tls": true, "disable_ssl": true, "from_email": "clearance-monitor@localhost", "retry_limit": 0, "timeout": 10}}'; \
 	echo "$(PY) -m clearance.run_dates $(DEMO_START) $(DEMO_END)  (log: $(AIRFLOW_HOME)/demo-runs.log)"; \
 	$(PY) -m clearance.run_dates $(DEMO_START) $(DEMO_END) > $(AIRFLOW_HOME)/demo-runs.log 2>&1 \
 		|| { tail -n 60 $(AIRFLOW_HOME)/demo-runs.log; exit 1; }
@@ -54,8 +61,9 @@ demo: airflow-db
 	@echo
 	$(PY) -m clearance.report
 	@echo
+	@$(PY) -m clearance.mailsink --dir $(DEMO_MAIL_DIR) --check $${CLEARANCE_WAREHOUSE:-$(CURDIR)/warehouse/clearance.duckdb}
 	@echo "Alert digests received by the demo SMTP server: $$(ls $(DEMO_MAIL_DIR) | wc -l) mails in $(DEMO_MAIL_DIR)/"
-	@echo "Dashboard (open in a browser, no network needed): $(CURDIR)/dashboards/clearance_dashboard.html"
+	@echo "Dashboard (open in a browser, no network needed): $${CLEARANCE_DASHBOARD:-$(CURDIR)/dashboards/clearance_dashboard.html}"
 	@echo "Warehouse: $(CURDIR)/warehouse/clearance.duckdb — query it with: .venv/bin/python -m clearance.query \"SELECT ...\""
 
 # Rerun or catch up one business date by hand: make run DATE=2026-11-20
@@ -66,8 +74,8 @@ run: airflow-db
 report: env
 	$(PY) -m clearance.report
 
-# Rebuild every table from the loaded rows and publish (a night does this itself after a model or
-# reference file changed).
+# Rebuild every table from the loaded rows, publish, and rebuild the dashboard and the analyst exports
+# (a night does this itself after a model or reference file changed).
 rebuild: env
 	$(PY) -m clearance.rebuild
 

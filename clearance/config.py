@@ -35,6 +35,7 @@ class Settings:
     keep_versions: int  # published warehouse files kept in versions/ besides the live one
     dashboard: Path  # the nightly dashboard, one self-contained HTML file
     memory_limit: str  # DuckDB's memory limit for the pipeline's work (it spills to disk beyond it)
+    dashboard_url: str  # where offices open the dashboard; alert digests link to it
 
     @property
     def quarantine_policy(self) -> QuarantinePolicy:
@@ -85,12 +86,14 @@ class Settings:
 
 
 def settings() -> Settings:
+    dashboard = Path(os.environ.get("CLEARANCE_DASHBOARD", PROJECT_DIR / "dashboards" / "clearance_dashboard.html")).resolve()
     return Settings(
         inbox=Path(os.environ.get("CLEARANCE_INBOX", PROJECT_DIR / "warehouse" / "inbox")).resolve(),
         warehouse=Path(os.environ.get("CLEARANCE_WAREHOUSE", PROJECT_DIR / "warehouse" / "clearance.duckdb")).resolve(),
         max_quarantine_share=float(os.environ.get("CLEARANCE_MAX_QUARANTINE_SHARE", "0.01")),
         max_quarantine_rows=int(os.environ.get("CLEARANCE_MAX_QUARANTINE_ROWS", "20")),
         keep_versions=int(os.environ.get("CLEARANCE_KEEP_VERSIONS", "5")),
-        dashboard=Path(os.environ.get("CLEARANCE_DASHBOARD", PROJECT_DIR / "dashboards" / "clearance_dashboard.html")).resolve(),
+        dashboard=dashboard,
         memory_limit=os.environ.get("CLEARANCE_DUCKDB_MEMORY_LIMIT", "3GB"),
+        dashboard_url=os.environ.get("CLEARANCE_DASHBOARD_URL") or dashboard.as_uri(),
     )

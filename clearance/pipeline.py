@@ -61,7 +61,7 @@ def send_alerts(build_id: str, business_date: str) -> dict:
     con = connect_state(settings())
     try:
         check_build(con, build_id, business_date)
-        outcome = send_digests(con, business_date)
+        outcome = send_digests(con, business_date, dashboard_url=settings().dashboard_url)
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -78,7 +78,7 @@ def publish(build_id: str, business_date: str) -> str:
 
 def build_dashboard() -> str:
     """The nightly dashboard of the published warehouse."""
-    from clearance.dashboard import build_dashboard as build_page
+    from dashboards.clearance_dashboard import build_dashboard as build_page
 
     return str(build_page(settings().warehouse, settings().dashboard))
 

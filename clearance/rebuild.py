@@ -1,4 +1,5 @@
-"""Rebuild every staging, core and mart table from all loaded rows, and publish the result.
+"""Rebuild every staging, core and mart table from all loaded rows, publish the result, and
+rebuild what the night builds from it: the dashboard and the analyst exports.
 
     python -m clearance.rebuild [--business-date YYYY-MM-DD]
 
@@ -15,6 +16,7 @@ import argparse
 import logging
 import time
 
+from clearance import pipeline
 from clearance.config import settings
 from clearance.publish import publish
 from clearance.warehouse import rebuild
@@ -31,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     published = publish(settings(), outcome["build_id"], outcome["business_date"])
     print(f"rebuilt {outcome['affected_entries']} shipments in {rebuilt:.1f} s; published {published} "
           f"in {time.perf_counter() - started - rebuilt:.1f} s")
+    print(f"dashboard: {pipeline.build_dashboard()}")
+    exported = pipeline.export_for_analysts(str(outcome["business_date"]))
+    print(f"analyst exports (Parquet, XES): {exported}")
     return 0
 
 

@@ -8,19 +8,16 @@ Every result is written to the validation folder beside the warehouse and kept.
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import os
-import re
-import time
 from datetime import date, timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import polars as pl
 
 from clearance.config import EXPECTATIONS_DIR
+from clearance.data_docs import DataDocs
 from clearance.ingest import DUPLICATE_IN_DELIVERY, REASON_CODE, REASON_MESSAGE, ROW_HASH, DeliveryError
 
 log = logging.getLogger(__name__)
@@ -35,92 +32,6 @@ def latest_allowed_time(export_date: str) -> str:
     return (date.fromisoformat(export_date) + timedelta(days=2)).strftime("%Y-%m-%d 00:00:00")
 
 
-# Data Docs pages load Bootstrap, jQuery, fonts and a logo from public servers; analysts' machines
-# may have no network and nothing may be fetched at view time, so every such reference is removed
-# (the pages stay readable, plainly styled).
-_EXTERNAL_TAG = re.compile(
-    r"<(?:script|link|img|iframe|source|embed|video|audio|input)\b[^>]*\s(?:src|href)\s*=\s*[\"']?(?:https?:)?//"
-    r"[^>]*>(?:\s*</script>)?",
-    re.I,
-)
-_EXTERNAL_CSS_URL = re.compile(r"url\(\s*[\"']?(?:https?:)?//[^)]*\)", re.I)
-
-
-_LOCAL_STYLE = (
-    "<style>body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:.5em 0}"
-    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}"
-    "th{background:#f0f0f0}.ok{color:#1a7f37}.fail{color:#b42318;font-weight:bold}</style>"
-)
-
-
-def written_since(folder: Path, since: float) -> list[Path]:
-    """The files and folders GX wrote or changed in this run: earlier runs' pages are already done."""
-    return [p for p in [folder, *folder.rglob("*")] if p.stat().st_mtime >= since]
-
-
-def strip_external_assets(pages: list[Path]) -> None:
-    for page in (p for p in pages if p.suffix in (".html", ".css") and p.is_file()):
-        text = page.read_text(encoding="utf-8")
-        cleaned = _EXTERNAL_CSS_URL.sub("none", _EXTERNAL_TAG.sub("", text))
-        if page.suffix == ".html" and _LOCAL_STYLE not in cleaned:
-            cleaned = cleaned.replace("</head>", _LOCAL_STYLE + "</head>", 1)
-        if cleaned != text:
-            page.write_text(cleaned, encoding="utf-8")
-
-
-def index_row(docs_dir: Path, gx_root: Path, page: Path) -> dict | None:
-    """One line of the index: a validation result page and the counts of its stored result."""
-    relative = page.relative_to(docs_dir / "validations")
-    result_file = gx_root / "gx" / "uncommitted" / "validations" / relative.with_suffix(".json")
-    if not result_file.exists():
-        return None
-    result = json.loads(result_file.read_text(encoding="utf-8"))
-    stats = result.get("statistics", {})
-    suite, run_name, run_time = relative.parts[0], relative.parts[1], relative.parts[2]
-    return {"run_name": run_name, "run_time": run_time, "suite": suite, "success": result.get("success"),
-            "met": f"{stats.get('successful_expectations', '')}/{stats.get('evaluated_expectations', '')}",
-            "failed_rows": sum((r.get("result") or {}).get("unexpected_count") or 0 for r in result.get("results", [])),
-            "link": str(page.relative_to(docs_dir))}
-
-
-def write_index(docs_dir: Path, gx_root: Path, new_pages: list[Path]) -> None:
-    """GX's own index lists the runs with JavaScript from a CDN; this one is plain HTML, newest first.
-
-    The lines of earlier runs are kept in index.json, so a night reads only its own results.
-    """
-    listing = docs_dir / "index.json"
-    rows = {r["link"]: r for r in json.loads(listing.read_text(encoding="utf-8"))} if listing.exists() else {}
-    for page in new_pages:
-        if (row := index_row(docs_dir, gx_root, page)) is not None:
-            rows[row["link"]] = row
-    ordered = sorted(rows.values(), key=lambda r: (r["run_name"], r["run_time"]), reverse=True)
-    listing.write_text(json.dumps(ordered, ensure_ascii=False), encoding="utf-8")
-    body = "".join(
-        f"<tr><td>{html.escape(r['run_name'])}</td><td>{html.escape(r['suite'])}</td><td>{html.escape(r['run_time'])}</td>"
-        f"<td class=\"{'ok' if r['success'] else 'fail'}\">{'passed' if r['success'] else 'rows failed'}</td>"
-        f"<td>{html.escape(r['met'])}</td><td>{r['failed_rows']}</td>"
-        f"<td><a href=\"{html.escape(quote(r['link']))}\">result</a></td></tr>"
-        for r in ordered
-    )
-    (docs_dir / "index.html").write_text(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Validation results</title>"
-        f"{_LOCAL_STYLE}</head><body><h1>数据校验结果 Validation results of the single-window deliveries</h1>"
-        "<p>One row per delivery file and run, newest first. Rows that fail an expectation are quarantined "
-        "(table <code>quarantine</code> of the warehouse); a failed file-level expectation stops the run. "
-        "Suites: <a href=\"expectations/\">expectations/</a>.</p>"
-        "<table><thead><tr><th>delivery file</th><th>suite</th><th>run (UTC)</th><th>outcome</th>"
-        "<th>expectations met</th><th>failing values</th><th></th></tr></thead>"
-        f"<tbody>{body}</tbody></table></body></html>",
-        encoding="utf-8",
-    )
-
-
-def make_world_readable(paths: list[Path]) -> None:
-    """Analysts read; only the pipeline's user writes."""
-    for path in paths:
-        os.chmod(path, 0o755 if path.is_dir() else 0o644)
-
-
 def mark_broken_rows(frame: pl.DataFrame) -> pl.DataFrame:
     """Rows with the wrong number of fields cannot be validated: their reason is known from ingest."""
     return frame.with_columns(
@@ -131,9 +42,7 @@ def mark_broken_rows(frame: pl.DataFrame) -> pl.DataFrame:
 
 class DeliveryValidator:
     """A file-backed GX context beside the warehouse: suites from expectations/, every validation
-    result kept in its store, Data Docs rebuilt after each file."""
-
-    SITE = "clearance"
+    result kept in its store, Data Docs of the delivery's results built at the end."""
 
     def __init__(self, gx_root: Path, docs_dir: Path) -> None:
         logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines drown the run's log
@@ -143,29 +52,16 @@ class DeliveryValidator:
 
         self._gx = gx
         self.docs_dir, self.gx_root = docs_dir, gx_root
-        self.started = time.time() - 1  # file times may be rounded to the second
         self.context = gx.get_context(mode="file", project_root_dir=str(gx_root))
         os.chmod(gx_root, 0o700)  # its stored results hold the failing values; analysts read the Data Docs
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        sites = self.context.get_config().data_docs_sites or {}
-        # only our site, and where the docs are now (the warehouse folder may have moved)
-        for name in [n for n, site in sites.items() if n != self.SITE
-                     or site.get("store_backend", {}).get("base_directory") != str(docs_dir)]:
-            self.context.delete_data_docs_site(name)
-        if self.SITE not in (self.context.get_config().data_docs_sites or {}):
-            self.context.add_data_docs_site(site_name=self.SITE, site_config={
-                "class_name": "SiteBuilder",
-                "show_how_to_buttons": False,
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-            })
+        self.docs = DataDocs(self.context, docs_dir)
         try:
             source = self.context.data_sources.get("single_window")
         except (KeyError, ValueError):
             source = self.context.data_sources.add_pandas("single_window")
         self.source = source
         self.checkpoints = {}
-        self.results, self.suites = [], set()
 
     def _checkpoint(self, kind: str):
         if kind not in self.checkpoints:
@@ -210,8 +106,7 @@ class DeliveryValidator:
             run_id=self._gx.RunIdentifier(run_name=f"{export_date} {name}"),
         )
         [(identifier, result)] = checkpoint_result.run_results.items()
-        self.results.append(identifier)
-        self.suites.add(result.suite_name)
+        self.docs.add(identifier, name, frame)  # a file refused below still gets its page
 
         codes, messages = frame[REASON_CODE].to_list(), frame[REASON_MESSAGE].to_list()
         for outcome in result.results:
@@ -235,7 +130,7 @@ class DeliveryValidator:
         first_reasons = frame.filter(pl.col(REASON_CODE).is_not_null() & ~pl.col(DUPLICATE_IN_DELIVERY)).select(
             ROW_HASH, pl.col(REASON_CODE).alias("_copy_code"), pl.col(REASON_MESSAGE).alias("_copy_message")
         ).unique(ROW_HASH, keep="first")
-        return (
+        frame = (
             frame.join(first_reasons, on=ROW_HASH, how="left", maintain_order="left")
             .with_columns(
                 pl.when(pl.col(REASON_CODE).is_null() & pl.col(DUPLICATE_IN_DELIVERY))
@@ -245,21 +140,12 @@ class DeliveryValidator:
             )
             .drop("_copy_code", "_copy_message")
         )
+        self.docs.add(identifier, name, frame)  # now with every row's reason
+        return frame
 
     def publish_docs(self) -> None:
-        """The pages of this delivery's results (and of the suites), then the plain index."""
-        if not self.results:
-            return
-        from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
-
-        suites = [ExpectationSuiteIdentifier(name=name) for name in sorted(self.suites)]
-        self.context.build_data_docs(site_names=[self.SITE], resource_identifiers=[*suites, *self.results],
-                                     build_index=False)
-        written = written_since(self.docs_dir, self.started)
-        strip_external_assets(written)
-        write_index(self.docs_dir, self.gx_root, [p for p in written if p.suffix == ".html"
-                                                  and p.is_relative_to(self.docs_dir / "validations")])
-        make_world_readable(written_since(self.docs_dir, self.started))
+        """The pages of this delivery's results (clearance.data_docs)."""
+        self.docs.publish()
 
 
 def validate_delivery(reports: list[dict], export_date: str, gx_root: Path, docs_dir: Path) -> list[dict]:

@@ -39,3 +39,12 @@ def clearance_env(tmp_path, monkeypatch):
     monkeypatch.setenv("CLEARANCE_INBOX", str(inbox))
     monkeypatch.setenv("CLEARANCE_WAREHOUSE", str(warehouse))
     return inbox, warehouse
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Where the browser tests left their screenshots."""
+    from tests.browser import artifacts_dir
+
+    shots = sorted(artifacts_dir().glob("*.png"))
+    if shots:
+        terminalreporter.write_line(f"screenshots of the browser tests: {artifacts_dir()} ({len(shots)} files)")

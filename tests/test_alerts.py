@@ -7,12 +7,13 @@ transforms/seeds/stall_thresholds.csv: accepted, not released 24 h; released, no
 
 from __future__ import annotations
 
-import csv
 import io
 import json
+import shutil
 import socket
 
 import duckdb
+import openpyxl
 import pytest
 
 from clearance.delivery_writer import write_delivery
@@ -107,13 +108,24 @@ def test_digest_contents_and_recipients(clearance_env, smtp_server):
     _, recipients, message = smtp_server.received[1]
     assert recipients == [DALIAN]
     [attachment] = list(message.iter_attachments())
-    assert attachment.get_filename() == "stalled-0900-2026-11-21.csv"
-    rows = list(csv.reader(io.StringIO(attachment.get_payload(decode=True).decode("utf-8-sig"))))
-    header, body = rows[0], rows[1:]
+    assert attachment.get_filename() == "stalled-0900-2026-11-21.xlsx"
+    header, body = spreadsheet(attachment)
     assert [r[header.index("报关单号 Declaration")] for r in body] == [SLOW]
     record = dict(zip(header, body[0]))
     assert record["已滞留(小时) Hours"] == "47.0" and record["阈值(小时) Threshold"] == "24.0"
-    assert record["收发货人 Owner"] == "'=HYPERLINK(\"http://x\")"  # a formula is neutralised
+    assert record["收发货人 Owner"] == '=HYPERLINK("http://x")'  # text, shown as typed; never a live formula
+
+
+def spreadsheet(attachment) -> tuple[list[str], list[list[str]]]:
+    """The attachment as Excel or WPS reads it: every cell must be a text cell (no number, no formula)."""
+    book = openpyxl.load_workbook(io.BytesIO(attachment.get_payload(decode=True)))
+    [sheet] = book.worksheets
+    cells = [list(row) for row in sheet.iter_rows()]
+    for row in cells:
+        for cell in row:
+            assert cell.value is None or cell.data_type == "s", f"{cell.coordinate} is not text: {cell.value!r}"
+    rows = [[cell.value or "" for cell in row] for row in cells]
+    return rows[0], rows[1:]
 
 
 def by_recipient(handler, first: int = 0) -> dict:
@@ -179,14 +191,12 @@ def test_outage_keeps_digests_for_the_next_run(clearance_env, smtp_server, monke
 
 
 def test_office_override_of_a_threshold(clearance_env, smtp_server, monkeypatch, tmp_path):
-    import shutil
-
     from clearance.config import SEEDS_DIR
 
     seeds = tmp_path / "seeds"
     shutil.copytree(SEEDS_DIR, seeds)
     with open(seeds / "stall_thresholds.csv", "a", encoding="utf-8") as f:
-        f.write('released_not_gated_out,0800,24,已放行未提离,"released, not out of the gate"\n')
+        f.write("released_not_gated_out,0800,24\n")
     monkeypatch.setattr("clearance.models.SEEDS_DIR", seeds)
     inbox, warehouse = clearance_env
     nights_of_stalls(inbox)
@@ -221,3 +231,70 @@ def test_a_refusing_server_keeps_the_digest_unsent(clearance_env, monkeypatch):
         pending = con.execute("SELECT count(*) FROM alert_log WHERE status = 'pending'").fetchall()
     assert digest[0][0] == "unsent" and "554" in digest[0][1]
     assert pending == [(1,)]
+
+
+def test_a_long_digest_says_who_acts_and_what_to_do_stage_by_stage(clearance_env, smtp_server, monkeypatch, tmp_path):
+    """22 imports accepted and not released on two vessel calls: one summary line for the stage, who
+    acts and the next step from the reference CSV (edited by the district here), the list by vessel
+    call, a link to the dashboard, and a spreadsheet with every declaration number whole."""
+    from clearance.config import SEEDS_DIR
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS_DIR, seeds)
+    steps = (seeds / "stage_responsibilities.csv").read_text(encoding="utf-8")
+    steps = steps.replace("完成审单，放行或布控查验", "请审单科当日处理").replace('"Finish the review: release, or order an inspection"',
+                                                                       "Review desk: settle it today")
+    (seeds / "stage_responsibilities.csv").write_text(steps, encoding="utf-8")
+    monkeypatch.setattr("clearance.models.SEEDS_DIR", seeds)
+    monkeypatch.setenv("CLEARANCE_DASHBOARD_URL", "https://clearance.customs.example/dashboard.html")
+    inbox, _ = clearance_env
+    entries = [entry_id(500 + i) for i in range(22)]
+    voyages = ["2611W" if i % 2 else "2612E" for i in range(22)]
+    night(inbox, "2026-11-20", {
+        "vessel_event": [event for voyage in ("2611W", "2612E") for event in (
+            vessel_event("ATA_ANCH", "2026-11-18 20:00:00", voyage=voyage), vessel_event("ATA_BERTH", "2026-11-18 22:00:00", voyage=voyage))],
+        "dec_head": [dec_head(e, "2026-11-19 00:00:00", voyage=v, bill=f"COSU5{i:09d}") for i, (e, v) in enumerate(zip(entries, voyages))],
+        "dec_result": [receipt(e, "L", "2026-11-19 00:30:00") for e in entries],
+    })
+    [(_, recipients, message)] = smtp_server.received
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    html = message.get_body(preferencelist=("html",)).get_content()
+    for body in (text, html):
+        assert ("已受理未放行 accepted, no inspection ordered, not released: 22 票 shipments (0 升级 escalated); "
+                "最久 oldest since 2026-11-19 00:30 (48 h); 由谁处理 who acts: 海关 customs; "
+                "下一步 next step: 请审单科当日处理 Review desk: settle it today") in body
+        assert "https://clearance.customs.example/dashboard.html" in body
+    assert html.count("船舶 vessel 9123456 · 航次 voyage 2611W · 口岸 port DLC: 11 票 shipments") == 1
+    assert html.count("船舶 vessel 9123456 · 航次 voyage 2612E · 口岸 port DLC: 11 票 shipments") == 1
+    [attachment] = list(message.iter_attachments())
+    header, body = spreadsheet(attachment)
+    ids = [r[header.index("报关单号 Declaration")] for r in body]
+    assert sorted(ids) == sorted(entries) and all(i.startswith("0900") and len(i) == 18 for i in ids)
+    assert {r[header.index("由谁处理 Who acts")] for r in body} == {"海关 customs"}
+
+
+def test_stalls_that_ended_during_an_outage_are_told_when_mail_is_back(clearance_env, smtp_server, monkeypatch):
+    inbox, warehouse = clearance_env
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(free_port()))  # nobody listens there
+    # accepted 11-19 00:30, not released at the 11-21 00:00 cut-off (47.5 h): stalled, mail down
+    night(inbox, "2026-11-20", {
+        "dec_head": [dec_head(SLOW, "2026-11-19 00:00:00", bill="COSU4100000041")],
+        "dec_result": [receipt(SLOW, "L", "2026-11-19 00:30:00")],
+    })
+    # released on 11-21: the stall ended before any digest could tell it
+    night(inbox, "2026-11-21", {"dec_result": [receipt(SLOW, "P", "2026-11-21 08:00:00")]})
+    assert smtp_server.received == []
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(smtp_server.port))  # the server is back
+    night(inbox, "2026-11-22", {})
+    [(_, recipients, message)] = smtp_server.received
+    assert recipients == [DALIAN]
+    assert "0 新滞留 newly stalled, 0 升级 escalated, 1 期间已结束 ended while unsent" in message["Subject"]
+    html = message.get_body(preferencelist=("html",)).get_content()
+    section = html[html.index("Stalls that began and ended while mail could not go out"):]
+    assert SLOW in section and "已受理未放行" in section
+    header, body = spreadsheet(next(message.iter_attachments()))
+    assert [(r[header.index("报关单号 Declaration")], r[header.index("级别 Level")]) for r in body] == [
+        (SLOW, "已结束(当时未能发出) ended before it could be mailed")]
+    assert alert_rows(warehouse) == [(SLOW, "accepted_not_released", "stalled", "sent_after_end")]
+    night(inbox, "2026-11-23", {})
+    assert len(smtp_server.received) == 1  # told once

@@ -58,10 +58,11 @@ open_stages AS (
 with_threshold AS (
     SELECT o.*, cutoff.business_date, hours_between(o.stage_since, cutoff.cutoff_at) AS hours_in_stage,
            coalesce(office_rule.threshold_hours, default_rule.threshold_hours) AS threshold_hours,
-           default_rule.stage_label_zh, default_rule.stage_label
+           names.stage_label_zh, names.stage_label
     FROM open_stages AS o
     CROSS JOIN cutoff
     JOIN ref_stall_thresholds AS default_rule ON default_rule.stage = o.stage AND default_rule.office_code IS NULL
+    LEFT JOIN ref_stage_responsibilities AS names ON names.stage = o.stage
     LEFT JOIN ref_stall_thresholds AS office_rule ON office_rule.stage = o.stage AND office_rule.office_code = o.office_code
 )
 SELECT
@@ -109,7 +110,7 @@ COMMENT ON COLUMN mart_stalled_shipments.entry_id IS 'Declaration number (null f
 COMMENT ON COLUMN mart_stalled_shipments.bill_no IS 'Bill of lading, normalised';
 COMMENT ON COLUMN mart_stalled_shipments.direction IS 'import or export';
 COMMENT ON COLUMN mart_stalled_shipments.stage IS 'Open stage the shipment is stalled in';
-COMMENT ON COLUMN mart_stalled_shipments.stage_label_zh IS 'Stage in Chinese';
+COMMENT ON COLUMN mart_stalled_shipments.stage_label_zh IS 'Stage in Chinese (ref_stage_responsibilities)';
 COMMENT ON COLUMN mart_stalled_shipments.stage_label IS 'Stage in English';
 COMMENT ON COLUMN mart_stalled_shipments.stage_since IS 'When the shipment entered the stage';
 COMMENT ON COLUMN mart_stalled_shipments.hours_in_stage IS 'Age in the stage at the cut-off, hours';

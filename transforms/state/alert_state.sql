@@ -26,7 +26,7 @@ COMMENT ON COLUMN alert_log.vessel_id IS 'IMO number of the vessel';
 COMMENT ON COLUMN alert_log.voyage_no IS 'Voyage number (waterway; null by rail, road, air)';
 COMMENT ON COLUMN alert_log.owner_code IS 'Unified social credit code of the consignee/consignor';
 COMMENT ON COLUMN alert_log.owner_name IS 'Consignee/consignor name';
-COMMENT ON COLUMN alert_log.status IS 'pending (not yet sent), sent, withdrawn (the stall ended before a digest could carry it), or superseded (it passed twice its threshold before it was sent: the escalation is sent instead)';
+COMMENT ON COLUMN alert_log.status IS 'pending (not yet sent), sent, ended_unsent (the stall ended before a digest could carry it: the next digest tells it in a section of its own), sent_after_end (so told), or superseded (it passed twice its threshold before it was sent: the escalation is sent instead)';
 COMMENT ON COLUMN alert_log.digest_id IS 'Digest that carried the alert (alert_digests)';
 
 CREATE TABLE IF NOT EXISTS alert_digests (

@@ -1,0 +1,284 @@
+"""Great Expectations Data Docs of each delivery's validation results, safe and working offline.
+
+GX's own site builder is not used, for two reasons measured on GX 1.24:
+- its templates put the values of a validation result into the page as they are (a value such as
+  `<img src=x onerror=alert(1)>` in a bad row runs when an analyst opens the page), so every
+  string a file brought is HTML-escaped in a copy of the result before GX renders it;
+- its pages load Bootstrap, jQuery and Font Awesome from CDNs: without them the status icons are
+  blank and "Failed Only" and "Show more info" do nothing. The same libraries come from PyPI
+  packages (xstatic-jquery 3.7.1, the version GX links; xstatic-bootstrap 4.5.3 for GX's 4.3.1,
+  same major version; fontawesomefree 6.6.0, GX's version) and are copied into the site's
+  static/vendor/; a few of GX's templates (clearance/data_docs_templates/) point at them, and
+  drop GX's newsletter footer.
+GX's renderers and page view still draw every page; each result page gets a section more: the
+file's quarantined rows with their line, reason code and message, and the failing values are
+listed by line of the file (not by pandas index).
+
+Pages keep GX's layout (validations/<suite>/<run name>/<run time>/<batch>.html); the site's
+index.html is our own plain list, newest first, its rows kept in index.json so a night reads
+only its own results.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import polars as pl
+
+from clearance.ingest import LINE_NO, REASON_CODE, REASON_MESSAGE
+
+TEMPLATES_DIR = Path(__file__).with_name("data_docs_templates")
+LINE_COLUMN = "行 line"
+# url(...) of anything not in the site itself: GX's stylesheet draws its logo from its web server
+_EXTERNAL_CSS_URL = re.compile(r"url\(\s*[\"']?(?:https?:)?//[^)]*\)", re.I)
+
+
+def _vendored_assets() -> dict[str, Path]:
+    """static/vendor/<name> -> the file or folder shipped by a PyPI package."""
+    import fontawesomefree
+    import xstatic.pkg.bootstrap
+    import xstatic.pkg.jquery
+
+    bootstrap, fontawesome = Path(xstatic.pkg.bootstrap.BASE_DIR), Path(fontawesomefree.__file__).parent / "static" / "fontawesomefree"
+    return {
+        "jquery/jquery.min.js": Path(xstatic.pkg.jquery.BASE_DIR) / "jquery.min.js",
+        "bootstrap/css/bootstrap.min.css": bootstrap / "css" / "bootstrap.min.css",
+        "bootstrap/js/bootstrap.bundle.min.js": bootstrap / "js" / "bootstrap.bundle.min.js",  # with Popper
+        "fontawesome/css/all.min.css": fontawesome / "css" / "all.min.css",
+        "fontawesome/webfonts": fontawesome / "webfonts",
+        "fontawesome/LICENSE.txt": fontawesome / "LICENSE.txt",
+    }
+
+
+def escape_observed(value):
+    """Every string a file brought, HTML-escaped once: GX's templates put these into the page as they are."""
+    if isinstance(value, str):
+        return html.escape(value, quote=True)
+    if isinstance(value, list):
+        return [escape_observed(v) for v in value]
+    if isinstance(value, dict):
+        return {k: escape_observed(v) for k, v in value.items()}
+    return value
+
+
+def _line_indexed(result: dict, columns: list[str], lines: list[int]) -> dict:
+    """The failing values by line of the file, where GX would list the pandas index of the frame."""
+    indices, values = result.get("unexpected_index_list"), result.get("unexpected_list")
+    result = {k: v for k, v in result.items() if k not in ("unexpected_index_query", "partial_unexpected_index_list")}
+    if not indices or values is None or not all(isinstance(i, int) for i in indices):
+        return result
+    listed = []
+    for index, value in zip(indices, values):
+        entry = {LINE_COLUMN: str(lines[index])}
+        entry.update(value if isinstance(value, dict) else {columns[0]: value})
+        listed.append(entry)
+    return {**result, "unexpected_index_list": listed, "unexpected_index_column_names": [LINE_COLUMN]}
+
+
+@dataclass
+class CheckedFile:
+    identifier: object  # GX ValidationResultIdentifier
+    file_name: str
+    lines: list[int]  # line of the file of each row of the validated frame, by position
+    quarantined: list[tuple[int, str, str]] = field(default_factory=list)  # line, reason code, message
+
+
+class DataDocs:
+    """The Data Docs site of a GX file context: pages of the results recorded with add(), built by publish()."""
+
+    def __init__(self, context, docs_dir: Path) -> None:
+        self.context, self.docs_dir = context, docs_dir
+        self.started = time.time() - 1  # file times may be rounded to the second
+        self.files: dict[str, CheckedFile] = {}  # by result: a file's later add() replaces its first
+        self.suites: set[str] = set()
+        # GX's own site would render raw values and CDN links: nobody builds it from this project
+        for name in list(context.get_config().data_docs_sites or {}):
+            context.delete_data_docs_site(name)
+
+    def add(self, identifier, file_name: str, frame: pl.DataFrame) -> None:
+        """A file's validation result and its rows as validated (line numbers, reasons)."""
+        bad = frame.filter(pl.col(REASON_CODE).is_not_null()).sort(LINE_NO)
+        self.files[str(identifier.to_tuple())] = CheckedFile(
+            identifier, file_name, frame[LINE_NO].to_list(),
+            list(zip(bad[LINE_NO], bad[REASON_CODE], bad[REASON_MESSAGE].fill_null(""))))
+        self.suites.add(identifier.expectation_suite_identifier.name)
+
+    def publish(self) -> None:
+        if not self.files:
+            return
+        from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+        from great_expectations.render.renderer import ExpectationSuitePageRenderer, ValidationResultsPageRenderer
+
+        view = OfflinePageView()
+        for checked in self.files.values():
+            page = self.docs_dir / "validations" / Path(*checked.identifier.to_tuple()).with_suffix(".html")
+            document = ValidationResultsPageRenderer().render(self._safe_result(checked))
+            document.sections.insert(1, quarantine_section(checked))
+            write_page(page, view.render(document, show_how_to_buttons=False))
+        for name in sorted(self.suites):
+            suite = self.context.suites.get(name)
+            page = self.docs_dir / "expectations" / Path(*ExpectationSuiteIdentifier(name=name).to_tuple()).with_suffix(".html")
+            write_page(page, view.render(ExpectationSuitePageRenderer().render(suite), show_how_to_buttons=False))
+        copy_static(self.docs_dir)
+        written = [p for p in [self.docs_dir, *self.docs_dir.rglob("*")] if p.stat().st_mtime >= self.started]
+        write_index(self.docs_dir, [(c.identifier, len(c.quarantined)) for c in self.files.values()], self.context)
+        make_world_readable(written + [self.docs_dir / "index.html", self.docs_dir / "index.json"])
+
+    def _safe_result(self, checked: CheckedFile):
+        result = self.context.validation_results_store.get(checked.identifier)
+        for outcome in result.results:
+            kwargs = outcome.expectation_config.kwargs
+            columns = [kwargs["column"]] if "column" in kwargs else list(kwargs.get("column_list") or [])
+            if outcome.result:
+                outcome.result = escape_observed(_line_indexed(outcome.result, columns or ["value"], checked.lines))
+        return result
+
+
+def quarantine_section(checked: CheckedFile):
+    """The file's quarantined rows, as GX content: every cell escaped here (GX's table template does not)."""
+    from great_expectations.render import (RenderedHeaderContent, RenderedSectionContent, RenderedStringTemplateContent,
+                                           RenderedTableContent)
+
+    esc = html.escape
+    rows = [[esc(checked.file_name), str(line), esc(code), esc(message)] for line, code, message in checked.quarantined]
+    header = RenderedHeaderContent(content_block_type="header", header=RenderedStringTemplateContent(
+        content_block_type="string_template",
+        string_template={"template": f"隔离的行 Quarantined rows of {esc(checked.file_name)}: {len(rows)}", "tag": "h5"}))
+    if not rows:
+        body = RenderedStringTemplateContent(content_block_type="string_template", string_template={
+            "template": "无 None: every row of the file passed.", "tag": "p"})
+    else:
+        body = RenderedTableContent(
+            content_block_type="table", header_row=["文件 file", LINE_COLUMN, "原因代码 reason code", "原因 reason"], table=rows,
+            styling={"body": {"classes": ["table", "table-sm", "table-bordered", "quarantined-rows"]}})
+    return RenderedSectionContent(section_name="隔离的行 Quarantined rows", content_blocks=[header, body])
+
+
+def _view_class():
+    from great_expectations.render.view import DefaultJinjaPageView
+    from jinja2 import ChoiceLoader, FileSystemLoader
+
+    class View(DefaultJinjaPageView):
+        """GX's page view with our few templates taking precedence over GX's (GX's own custom_views
+        folder is searched after GX's templates, so it can add templates but not replace one)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.env.loader = ChoiceLoader([FileSystemLoader(str(TEMPLATES_DIR)), self.env.loader])
+            self.env.filters["offline_css"] = lambda css: _EXTERNAL_CSS_URL.sub("none", str(css))
+            self.env.globals["site_root_for"] = site_root_for
+
+    return View
+
+
+def OfflinePageView():  # noqa: N802 - a class built when GX is imported (GX is heavy: imported in the task)
+    return _view_class()()
+
+
+def site_root_for(renderer_type: str, suite_name: str | None) -> str:
+    """The path from a page to the site's root, as GX lays its pages out."""
+    dots = (suite_name or "").count(".")
+    if "ValidationResults" in (renderer_type or ""):
+        return (dots + 4) * "../"
+    if "ExpectationSuite" in (renderer_type or ""):
+        return (dots + 1) * "../"
+    return "./"
+
+
+def write_page(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def copy_static(docs_dir: Path) -> None:
+    """GX's images (logo, favicon) and the vendored libraries, once per site (and again when a package changed)."""
+    import great_expectations
+
+    static = docs_dir / "static"
+    images = Path(great_expectations.__file__).parent / "render" / "view" / "static" / "images"
+    for name in ("logo-long.png", "favicon.ico"):
+        target = static / "images" / name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(images / name, target)
+    for name, source in _vendored_assets().items():
+        target = static / "vendor" / name
+        if source.is_dir():
+            for file in source.iterdir():
+                _copy_if_changed(file, target / file.name)
+        else:
+            _copy_if_changed(source, target)
+
+
+def _copy_if_changed(source: Path, target: Path) -> None:
+    if target.exists() and target.stat().st_size == source.stat().st_size:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+
+
+def index_row(docs_dir: Path, context, identifier, quarantined: int) -> dict:
+    """One line of the index: a validation result page and the counts of its stored result."""
+    result = context.validation_results_store.get(identifier)
+    stats = result.statistics or {}
+    suite, run_name, run_time = (identifier.expectation_suite_identifier.name, identifier.run_id.run_name,
+                                 identifier.run_id.to_tuple()[1])
+    link = Path("validations", *identifier.to_tuple()).with_suffix(".html")
+    return {"run_name": run_name, "run_time": run_time, "suite": suite, "success": result.success,
+            "met": f"{stats.get('successful_expectations', '')}/{stats.get('evaluated_expectations', '')}",
+            "failed_rows": quarantined, "link": str(link)}
+
+
+_INDEX_STYLE = (
+    "<style>body{font-family:\"Noto Sans CJK SC\",sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:.5em 0}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}"
+    "th{background:#f0f0f0}.ok{color:#1a7f37}.fail{color:#b42318;font-weight:bold}</style>"
+)
+
+
+def write_index(docs_dir: Path, checked: list[tuple[object, int]], context) -> None:
+    """GX's own index lists the runs with JavaScript from a CDN; this one is plain HTML, newest first.
+
+    The lines of earlier runs are kept in index.json, so a night reads only its own results.
+    """
+    listing = docs_dir / "index.json"
+    rows = {r["link"]: r for r in json.loads(listing.read_text(encoding="utf-8"))} if listing.exists() else {}
+    for identifier, quarantined in checked:
+        row = index_row(docs_dir, context, identifier, quarantined)
+        rows[row["link"]] = row
+    ordered = sorted(rows.values(), key=lambda r: (r["run_name"], r["run_time"]), reverse=True)
+    listing.write_text(json.dumps(ordered, ensure_ascii=False), encoding="utf-8")
+    body = "".join(
+        f"<tr><td>{html.escape(r['run_name'])}</td><td>{html.escape(r['suite'])}</td><td>{html.escape(r['run_time'])}</td>"
+        f"<td class=\"{'ok' if r['success'] else 'fail'}\">{'通过 passed' if r['success'] else '有失败行 rows failed'}</td>"
+        f"<td>{html.escape(r['met'])}</td><td>{int(r['failed_rows'])}</td>"
+        f"<td><a href=\"{html.escape(quote(r['link']))}\">结果 result</a></td></tr>"
+        for r in ordered
+    )
+    (docs_dir / "index.html").write_text(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>数据校验结果 Validation results</title>"
+        f"{_INDEX_STYLE}</head><body><h1>数据校验结果 Validation results of the single-window deliveries</h1>"
+        "<p>One row per delivery file and run, newest first. Rows that fail an expectation are quarantined "
+        "(table <code>quarantine</code> of the warehouse); a failed file-level expectation stops the run. "
+        "Each result page lists the file's quarantined rows with their line, reason code and message. "
+        "Suites: <a href=\"expectations/\">expectations/</a>.</p>"
+        "<table><thead><tr><th>交付文件 delivery file</th><th>规则集 suite</th><th>运行时间 run (UTC)</th><th>结果 outcome</th>"
+        "<th>满足的规则 expectations met</th><th>隔离的行 rows quarantined</th><th></th></tr></thead>"
+        f"<tbody>{body}</tbody></table></body></html>",
+        encoding="utf-8",
+    )
+
+
+def make_world_readable(paths: list[Path]) -> None:
+    """Analysts read; only the pipeline's user writes."""
+    for path in paths:
+        if path.exists():
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
