@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 COPIED_TABLES = (
     "run_context", "core_vessel_calls", "mart_work_in_progress", "mart_stalled_shipments",
     "mart_data_quality_findings", "mart_delivery_timeliness", "quarantine", "file_accounting", "alert_log", "alert_digests",
+    "mart_reform_measure_effects",
 )
 
 

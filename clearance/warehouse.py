@@ -46,6 +46,8 @@ INCREMENTAL_KEYS = {
     "bill_no": ("affected_bills", ("bill_no",)),
     "vessel_call": ("affected_calls", ("vessel_id", "voyage_no", "port_code")),
     "period": ("affected_periods", ("grain", "period_start")),
+    "arrival_period": ("affected_arrival_periods", ("grain", "period_start")),
+    "arrival_month": ("affected_arrival_months", ("arrival_month",)),
 }
 
 # Tables the published warehouse serves from Parquet, one file per month (clearance.publish): the
@@ -56,6 +58,10 @@ PARTITIONED_TABLES = {
     "mart_clearance_statistics": (
         "date_trunc('month', period_start)::DATE",
         "grain, period_start, direction, dimension, dimension_value, segment",
+    ),
+    "mart_arrival_cohort_statistics": (
+        "date_trunc('month', period_start)::DATE",
+        "grain, period_start, scope, direction, dimension, dimension_value, segment",
     ),
 }
 
@@ -311,6 +317,8 @@ CREATE OR REPLACE TEMP TABLE affected_entries AS
 COLLECT_SHIPMENT_PERIODS = """
 INSERT INTO affected_shipment_periods
     SELECT release_date, declaration_month FROM core_shipments SEMI JOIN affected_entries USING (entry_id);
+INSERT INTO affected_shipment_arrivals
+    SELECT arrival_at::DATE FROM core_shipments SEMI JOIN affected_entries USING (entry_id) WHERE arrival_at IS NOT NULL;
 """
 
 AFFECTED_PERIODS = """
@@ -327,6 +335,62 @@ SELECT DISTINCT grain, period_start, period_end FROM (
 CREATE OR REPLACE TEMP TABLE affected_release_days AS
 SELECT DISTINCT unnest(generate_series(period_start, period_end, INTERVAL 1 DAY))::DATE AS release_date
 FROM affected_periods;
+"""
+
+# Arrival cohorts to restate (backlog-aware statistics, reform measure effects): those of the touched
+# shipments (before and after the change), and those whose figures the move of the cut-off from the
+# last run's to this run's changes. A segment of a shipment can change them when a milestone of it lies
+# between the two cut-offs, or when it is open at the earlier one and has been followed for less time
+# than the longest completed segment of its cohort: once censored beyond every completion, a longer
+# follow-up moves no estimate. So a cohort is not recomputed every night only because an old shipment
+# in it never completes.
+AFFECTED_ARRIVAL_PERIODS = """
+CREATE OR REPLACE TEMP TABLE affected_arrival_periods AS
+WITH cutoffs AS (
+    SELECT least(cutoff_at, getvariable('previous_cutoff')) AS earlier,
+           greatest(cutoff_at, getvariable('previous_cutoff')) AS later
+    FROM run_context
+),
+spans AS (
+    SELECT sp.arrival_date, sp.direction, sp.segment,
+           greatest(sp.arrival_at, sp.declared_at, sp.started_at) > c.earlier
+               OR (sp.ended_at > c.earlier AND sp.ended_at <= c.later) AS is_changed,
+           -- as the mart measures it: whole minutes
+           round(date_diff('second', sp.started_at, c.earlier) / 60) / 60.0 AS open_hours
+    FROM core_segment_spans AS sp, cutoffs AS c
+    WHERE c.earlier < c.later AND sp.is_counted AND greatest(sp.arrival_at, sp.declared_at, sp.started_at) <= c.later
+        AND (greatest(sp.arrival_at, sp.declared_at, sp.started_at) > c.earlier OR sp.ended_at IS NULL
+             OR sp.ended_at > c.earlier)
+),
+cohorts AS (
+    SELECT 'day' AS grain, arrival_date AS period_start, * FROM spans
+    UNION ALL SELECT 'week', date_trunc('week', arrival_date)::DATE, * FROM spans
+    UNION ALL SELECT 'month', date_trunc('month', arrival_date)::DATE, * FROM spans
+),
+moved_by_cutoff AS (
+    SELECT DISTINCT c.grain, c.period_start
+    FROM cohorts AS c
+    LEFT JOIN mart_arrival_cohort_statistics AS m
+        ON m.grain = c.grain AND m.period_start = c.period_start AND m.scope = 'liaoning' AND m.direction = c.direction
+        AND m.dimension = 'all' AND m.segment = c.segment
+    WHERE c.is_changed OR m.grain IS NULL OR c.open_hours < m.longest_completed_hours
+),
+touched AS (
+    SELECT DISTINCT arrival_date FROM affected_shipment_arrivals
+)
+SELECT DISTINCT grain, period_start, CASE grain WHEN 'day' THEN period_start WHEN 'week' THEN period_start + 6
+                                               ELSE last_day(period_start) END AS period_end
+FROM (
+    SELECT grain, period_start FROM moved_by_cutoff
+    UNION ALL SELECT 'day', arrival_date FROM touched
+    UNION ALL SELECT 'week', date_trunc('week', arrival_date)::DATE FROM touched
+    UNION ALL SELECT 'month', date_trunc('month', arrival_date)::DATE FROM touched
+);
+CREATE OR REPLACE TEMP TABLE affected_arrival_days AS
+SELECT DISTINCT unnest(generate_series(period_start, period_end, INTERVAL 1 DAY))::DATE AS arrival_date
+FROM affected_arrival_periods;
+CREATE OR REPLACE TEMP TABLE affected_arrival_months AS
+SELECT period_start AS arrival_month FROM affected_arrival_periods WHERE grain = 'month';
 """
 
 
@@ -346,6 +410,8 @@ def run_models(con: duckdb.DuckDBPyConnection, business_date: str, export_dates:
         or not all(_table_exists(con, m.name) for m in models)
     )
     build_id = uuid.uuid4().hex
+    previous_cutoff = con.execute("SELECT max(cutoff_at) FROM run_context").fetchall()[0][0] \
+        if _table_exists(con, "run_context") else None
     cutoff = datetime.combine(date.fromisoformat(business_date) + timedelta(days=1), datetime.min.time())
     con.execute("CREATE OR REPLACE TABLE run_context AS SELECT ?::DATE AS business_date, ?::TIMESTAMP AS cutoff_at, "
                 "?::VARCHAR AS build_id, ?::BOOLEAN AS was_full_refresh",
@@ -356,6 +422,7 @@ def run_models(con: duckdb.DuckDBPyConnection, business_date: str, export_dates:
     con.execute("COMMENT ON COLUMN run_context.build_id IS 'Identifies the run that built it: publishing checks it'")
     con.execute("COMMENT ON COLUMN run_context.was_full_refresh IS 'Every table was rebuilt from all loaded rows'")
     con.execute("SET VARIABLE seeds_dir = ?", [str(SEEDS_DIR)])
+    con.execute("SET VARIABLE previous_cutoff = ?::TIMESTAMP", [previous_cutoff or cutoff])
 
     con.execute("CREATE OR REPLACE TEMP TABLE affected_export_dates (export_date DATE)")
     if full_refresh:
@@ -367,6 +434,7 @@ def run_models(con: duckdb.DuckDBPyConnection, business_date: str, export_dates:
     con.execute("CREATE OR REPLACE TEMP TABLE changed_bills (bill_no VARCHAR)")
     con.execute("CREATE OR REPLACE TEMP TABLE changed_calls (vessel_id VARCHAR, voyage_no VARCHAR, port_code VARCHAR)")
     con.execute("CREATE OR REPLACE TEMP TABLE affected_shipment_periods (release_date DATE, declaration_month DATE)")
+    con.execute("CREATE OR REPLACE TEMP TABLE affected_shipment_arrivals (arrival_date DATE)")
 
     layer = {m.name: m.path.parent.name for m in models}
     if not full_refresh:
@@ -385,6 +453,8 @@ def run_models(con: duckdb.DuckDBPyConnection, business_date: str, export_dates:
         run_model(con, model, full_refresh)
     con.execute(COLLECT_SHIPMENT_PERIODS)
     con.execute(AFFECTED_PERIODS)
+    if not full_refresh:  # (a full refresh computes every cohort)
+        con.execute(AFFECTED_ARRIVAL_PERIODS)
     for model in (m for m in models if layer[m.name] == "marts"):
         run_model(con, model, full_refresh)
 
@@ -395,6 +465,8 @@ def run_models(con: duckdb.DuckDBPyConnection, business_date: str, export_dates:
                      f"WHERE table_name = '{table}'"
         elif table == "mart_clearance_statistics":
             source = "SELECT DISTINCT date_trunc('month', period_start)::DATE FROM affected_periods"
+        elif table == "mart_arrival_cohort_statistics":
+            source = "SELECT DISTINCT date_trunc('month', period_start)::DATE FROM affected_arrival_periods"
         else:
             source = "SELECT DISTINCT declaration_month FROM affected_shipment_periods WHERE declaration_month IS NOT NULL"
         con.execute(f"INSERT INTO dirty_partitions SELECT '{table}', m FROM ({source}) AS t(m) "
