@@ -21,7 +21,7 @@ import pytest
 
 from clearance.delivery_writer import write_delivery
 from clearance.pipeline import run_business_date
-from tests.conftest import snapshot, state_file
+from tests.conftest import snapshot
 from tests.deliveries import cargo_event, dec_head, entry_id, receipt
 
 Z = 1.959963984540054  # lifelines: inv_normal_cdf(0.975)

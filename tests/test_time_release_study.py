@@ -13,7 +13,7 @@ import pytest
 
 from clearance.delivery_writer import write_delivery
 from clearance.pipeline import build_time_release_report, run_business_date
-from tests.deliveries import receipt, entry_id
+from tests.deliveries import entry_id, receipt
 from tests.test_backlog_statistics import delivery, export_shipment
 
 
