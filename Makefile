@@ -21,7 +21,7 @@ DEMO_SMTP_PORT ?= 0
 DEMO_MAIL_DIR ?= $(CURDIR)/warehouse/mail
 DEMO_END = $(shell $(PY) -c "import datetime as d; print(d.date.fromisoformat('$(DEMO_START)') + d.timedelta(days=$(DEMO_DAYS) - 1))")
 
-.PHONY: env airflow-db browser demo run rebuild recover bench simulate report test clean
+.PHONY: env airflow-db browser pdf demo run rebuild recover bench simulate report test clean
 
 # uv is installed into the project environment when it is missing; everything else comes from uv.lock.
 $(UV):
@@ -40,10 +40,21 @@ airflow-db: env
 	@mkdir -p $(AIRFLOW_HOME)
 	@$(VENV)/bin/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 
+# The Time Release Study PDFs are rendered by WeasyPrint, which needs Debian's Pango (and the CJK font);
+# installed here when missing and running as root, as the browser below.
+pdf:
+	@if ! { ldconfig -p | grep -q libpangoft2-1.0.so.0 && fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; }; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing Pango and fonts-noto-cjk (apt-get)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 \
+				libharfbuzz-subset0 fonts-noto-cjk >/dev/null; \
+		else echo "the Time Release Study PDF needs: sudo apt-get install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk"; fi; \
+	fi
+
 # The demo's alert digests go to a local SMTP server that writes each mail as an .eml file; it takes
 # a free port (DEMO_SMTP_PORT=0) unless one is given. The demo fails when the server cannot start,
 # or when stalled shipments were alerted and their digests did not all arrive.
-demo: airflow-db
+demo: airflow-db pdf
 	$(PY) -m clearance.simulator --inbox $${CLEARANCE_INBOX:-$(CURDIR)/warehouse/inbox} \
 		--start $(DEMO_START) --days $(DEMO_DAYS) --scale $(DEMO_SCALE) --seed $(DEMO_SEED)
 	@rm -f $(AIRFLOW_HOME)/mailsink.port; \
@@ -64,6 +75,7 @@ demo: airflow-db
 	@$(PY) -m clearance.mailsink --dir $(DEMO_MAIL_DIR) --check $${CLEARANCE_WAREHOUSE:-$(CURDIR)/warehouse/clearance.duckdb}
 	@echo "Alert digests received by the demo SMTP server: $$(ls $(DEMO_MAIL_DIR) | wc -l) mails in $(DEMO_MAIL_DIR)/"
 	@echo "Dashboard (open in a browser, no network needed): $${CLEARANCE_DASHBOARD:-$(CURDIR)/dashboards/clearance_dashboard.html}"
+	@echo "Time Release Study reports (HTML and PDF): $$(dirname $${CLEARANCE_DASHBOARD:-$(CURDIR)/dashboards/clearance_dashboard.html})/time_release_study/index.html"
 	@echo "Warehouse: $(CURDIR)/warehouse/clearance.duckdb — query it with: .venv/bin/python -m clearance.query \"SELECT ...\""
 
 # Rerun or catch up one business date by hand: make run DATE=2026-11-20
@@ -100,7 +112,7 @@ browser:
 		else echo "the dashboard test needs: sudo apt-get install chromium fonts-noto-cjk"; fi; \
 	fi
 
-test: env browser
+test: env browser pdf
 	$(PY) -m pytest
 
 clean:

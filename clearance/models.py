@@ -304,6 +304,10 @@ def run_models(con: duckdb.DuckDBPyConnection, business_date: str, export_dates:
     con.execute("SET VARIABLE cutoff_at = ?::TIMESTAMP", [cutoff])
     con.execute("SET VARIABLE build_id = ?", [build_id])
     con.execute("SET VARIABLE full_refresh = ?", [full_refresh])
+    # the cut-off the tables were last measured at: what the move of the cut-off changes is restated
+    previous_cutoff = con.execute("SELECT max(cutoff_at) FROM run_context").fetchone()[0] \
+        if table_exists(con, "run_context") else None
+    con.execute("SET VARIABLE previous_cutoff = ?::TIMESTAMP", [previous_cutoff or cutoff])
     con.execute("SET VARIABLE export_dates = ?::DATE[]", [export_dates or []])
     at = steps()
     _run_steps(con, at["start"])

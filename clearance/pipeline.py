@@ -91,6 +91,15 @@ def export_for_analysts(business_date: str) -> dict:
     return export(s.warehouse, s.parquet_dir, s.event_log_dir, business_date)
 
 
+def build_time_release_report(business_date: str) -> list[str]:
+    """The month-to-date Time Release Study reports (and on the 1st the final ones of the month before),
+    HTML and PDF, in time_release_study/ beside the dashboard."""
+    from clearance.time_release_study import build_reports, report_folder
+
+    s = settings()
+    return [str(p) for p in build_reports(s.warehouse, report_folder(s.dashboard), date.fromisoformat(business_date))]
+
+
 def run_business_date(business_date: str) -> str:
     """The whole night without Airflow: for tests of the steps and for benchmarks."""
     date.fromisoformat(business_date)

@@ -88,6 +88,11 @@ def clearance_nightly():
         """The marts as Parquet partitioned by month, and the event log as XES."""
         return pipeline.export_for_analysts(day)
 
+    @task
+    def build_time_release_report(published: str, day: str) -> list[str]:
+        """The monthly Time Release Study reports (HTML and PDF, per district and for Liaoning) beside the dashboard."""
+        return pipeline.build_time_release_report(day)
+
     day = business_date()
     reports = ingest_delivery(day)
     wait_for_delivery(day) >> reports
@@ -95,6 +100,7 @@ def clearance_nightly():
     published = publish_warehouse(send_stall_alerts(build_id, day), day)
     build_dashboard(published)
     export_for_analysts(published, day)
+    build_time_release_report(published, day)
 
 
 dag = clearance_nightly()

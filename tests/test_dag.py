@@ -30,6 +30,7 @@ def test_dag_folder_imports_under_airflow():
     assert [t.task_id for t in dag.topological_sort()] == [
         "business_date", "wait_for_delivery", "ingest_delivery", "validate_delivery", "build_warehouse",
         "send_stall_alerts", "publish_warehouse", "build_dashboard", "export_for_analysts",
+        "build_time_release_report",
     ]
     assert dag.max_active_runs == 1 and not dag.catchup
     assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 2 * * *", "Asia/Shanghai")

@@ -5,3 +5,9 @@ CREATE OR REPLACE MACRO hours_between(from_time, to_time) AS date_diff('second',
 -- hyphen (U+FF0D) come from Chinese input methods. Same rule as contract.normalise_bill_no.
 CREATE OR REPLACE MACRO normalise_bill_no(bill_no) AS
     nullif(upper(regexp_replace(bill_no, '[\s\x{3000}\x{00A0}\-\x{FF0D}]', '', 'g')), '');
+-- Kaplan-Meier pointwise 95 % band on the log(-log) scale with Greenwood's variance, as lifelines
+-- computes it ("exponential Greenwood"): z = +1.96 gives the lower bound, -1.96 the upper one.
+-- Where S = 1 (no completion yet) the band is 1; where S = 0 it is 0.
+CREATE OR REPLACE MACRO km_log_log_bound(log_survival, greenwood, z) AS
+    CASE WHEN log_survival = 0 THEN 1.0 WHEN isinf(log_survival) THEN 0.0
+        ELSE exp(-exp(ln(-log_survival) - z * sqrt(greenwood) / log_survival)) END;

@@ -13,3 +13,7 @@ CREATE OR REPLACE TEMP TABLE affected_calls (vessel_id VARCHAR, voyage_no VARCHA
 CREATE OR REPLACE TEMP TABLE affected_shipment_periods (release_date DATE, declaration_month DATE);
 CREATE OR REPLACE TEMP TABLE affected_periods (grain VARCHAR, period_start DATE, period_end DATE);
 CREATE OR REPLACE TEMP TABLE affected_release_days (release_date DATE);
+CREATE OR REPLACE TEMP TABLE affected_shipment_arrivals (arrival_date DATE);
+CREATE OR REPLACE TEMP TABLE affected_arrival_periods (grain VARCHAR, period_start DATE, period_end DATE);
+CREATE OR REPLACE TEMP TABLE affected_arrival_days (arrival_date DATE);
+CREATE OR REPLACE TEMP TABLE affected_arrival_months (arrival_month DATE);

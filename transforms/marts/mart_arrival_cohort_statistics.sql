@@ -1,0 +1,299 @@
+-- Backlog-aware statistics: for the shipments that arrived in a day, week or month (the cohort),
+-- median and p90 of every segment estimated with the shipments still open at the run's cut-off
+-- counted as right-censored there (Kaplan-Meier product-limit), with 95 % confidence intervals
+-- (Brookmeyer-Crowley: the pointwise log(-log) Greenwood band of S(t) inverted, as lifelines does),
+-- beside the released-only figures of the same cohort. Only milestones reached by the cut-off count.
+-- A shipment enters a segment's risk set once the segment's start milestone is reached; while its
+-- end milestone is missing it is censored at the cut-off. Ties: completions at a time are counted
+-- before the censorings at that time (a shipment censored at t was still at risk at t).
+-- The figures move with the cut-off, so a run restates the cohorts with a shipment whose figures
+-- the cut-off moves, and those of the shipments the night touched (transforms/incremental/05_touched_arrival_cohorts.sql).
+/*
+materialized: incremental
+unique_key: [grain, period_start]
+touched_keys: affected_arrival_periods
+publish: {monthly_parquet: "date_trunc('month', period_start)::DATE", order_by: 'grain, period_start, scope, direction, dimension, dimension_value, segment'}
+tests:
+  unique: [[grain, period_start, scope, direction, dimension, dimension_value, segment]]
+  not_null: [grain, period_start, scope, direction, dimension, dimension_value, segment]
+  accepted_values:
+    grain: [day, week, month]
+  expect:
+    every_shipment_completed_or_still_open: still_open = shipments - completed AND completed >= 0 AND still_open >= 0
+    median_within_its_interval: median_hours IS NULL OR median_lower_hours IS NULL OR median_lower_hours <= median_hours
+    median_before_p90: median_hours IS NULL OR p90_hours IS NULL OR median_hours <= p90_hours
+*/
+WITH cutoff AS (
+    SELECT cutoff_at FROM run_context
+),
+operative_targets AS (
+    -- one target per direction and district (national: district NULL), as mart_clearance_statistics
+    SELECT direction, district_code, target_hours
+    FROM ref_clearance_targets
+    WHERE is_operative
+    QUALIFY row_number() OVER (PARTITION BY direction, district_code ORDER BY target_hours, target_code) = 1
+),
+observations AS (
+    -- segments entered by the cut-off of counted shipments arrived and declared by then (only the
+    -- days of the cohorts being restated), each milestone as it stood at the cut-off
+    SELECT
+        sp.direction, sp.segment, sp.arrival_date AS day_start, date_trunc('week', sp.arrival_date)::DATE AS week_start,
+        date_trunc('month', sp.arrival_date)::DATE AS month_start,
+        coalesce(s.district_code, 'unknown') AS district, s.declaring_office_code AS office, s.port_code AS port,
+        s.transport_mode_code AS transport_mode, coalesce(s.trade_mode, 'unknown') AS trade_mode, s.commodity_group,
+        CASE WHEN s.inspection_ordered_at <= c.cutoff_at THEN 'inspected' ELSE 'not_inspected' END AS inspection,
+        s.reform_measures,
+        CASE WHEN sp.segment = 'overall_clearance'
+            THEN coalesce(district_target.target_hours, national_target.target_hours) END AS target_hours,
+        -- completed: time to the end milestone; still open: time to the cut-off (censored). In whole
+        -- minutes: finer than any figure shown, and shipments finishing in the same minute are tied,
+        -- which keeps the estimator's work bounded in the big cohorts
+        round(date_diff('second', sp.started_at,
+                        CASE WHEN sp.ended_at <= c.cutoff_at THEN sp.ended_at ELSE c.cutoff_at END) / 60)::BIGINT
+            AS minutes,
+        coalesce(sp.ended_at <= c.cutoff_at, false) AS is_completed
+    FROM core_segment_spans AS sp
+    SEMI JOIN affected_arrival_days USING (arrival_date)
+    JOIN core_shipments AS s USING (entry_id)
+    CROSS JOIN cutoff AS c
+    LEFT JOIN operative_targets AS district_target
+        ON district_target.direction = s.direction AND district_target.district_code = s.district_code
+    LEFT JOIN operative_targets AS national_target
+        ON national_target.direction = s.direction AND national_target.district_code IS NULL
+    WHERE sp.is_counted AND sp.arrival_at <= c.cutoff_at AND sp.declared_at <= c.cutoff_at
+        AND sp.started_at <= c.cutoff_at
+),
+by_measure AS (
+    SELECT * EXCLUDE (reform_measures), unnest(reform_measures) AS reform_measure FROM observations
+),
+at_times AS (
+    -- completions and censorings at each distinct time of every grain, slice and segment, grouped in
+    -- one pass (grouping sets) like mart_clearance_statistics. The estimator's work grows with the
+    -- distinct times of every slice, so a day's cohort is sliced by district and port only, and the
+    -- districts (their Time Release Study reports) are sliced within by month only
+    SELECT
+        GROUPING(day_start, week_start) AS grain_grouping,
+        coalesce(day_start, week_start, month_start) AS period_start,
+        'liaoning' AS scope,
+        direction,
+        CASE
+            WHEN GROUPING(district) = 0 THEN 'district' WHEN GROUPING(office) = 0 THEN 'office'
+            WHEN GROUPING(port) = 0 THEN 'port' WHEN GROUPING(transport_mode) = 0 THEN 'transport_mode'
+            WHEN GROUPING(trade_mode) = 0 THEN 'trade_mode' WHEN GROUPING(commodity_group) = 0 THEN 'commodity_group'
+            WHEN GROUPING(inspection) = 0 THEN 'inspection' ELSE 'all'
+        END AS dimension,
+        CASE
+            WHEN GROUPING(district) = 0 THEN district WHEN GROUPING(office) = 0 THEN office
+            WHEN GROUPING(port) = 0 THEN port WHEN GROUPING(transport_mode) = 0 THEN transport_mode
+            WHEN GROUPING(trade_mode) = 0 THEN trade_mode WHEN GROUPING(commodity_group) = 0 THEN commodity_group
+            WHEN GROUPING(inspection) = 0 THEN inspection ELSE 'all'
+        END AS dimension_value,
+        segment,
+        minutes,
+        count(*) FILTER (WHERE is_completed) AS completions,
+        count(*) FILTER (WHERE NOT is_completed) AS censorings,
+        min(target_hours) AS min_target_hours,
+        max(target_hours) AS max_target_hours
+    FROM observations
+    GROUP BY direction, segment, minutes, GROUPING SETS (
+        (day_start), (day_start, district), (day_start, port),
+        (week_start), (week_start, district), (week_start, office), (week_start, port), (week_start, transport_mode),
+        (week_start, trade_mode), (week_start, commodity_group), (week_start, inspection),
+        (month_start), (month_start, district), (month_start, office), (month_start, port),
+        (month_start, transport_mode), (month_start, trade_mode), (month_start, commodity_group),
+        (month_start, inspection))
+    UNION ALL
+    SELECT 2 + GROUPING(week_start), coalesce(week_start, month_start), 'liaoning', direction,
+           'reform_measure', reform_measure, segment, minutes, count(*) FILTER (WHERE is_completed),
+           count(*) FILTER (WHERE NOT is_completed), min(target_hours), max(target_hours)
+    FROM by_measure
+    GROUP BY direction, segment, reform_measure, minutes, GROUPING SETS ((week_start), (month_start))
+    UNION ALL
+    SELECT 3, month_start, district, direction,
+        CASE
+            WHEN GROUPING(office) = 0 THEN 'office' WHEN GROUPING(port) = 0 THEN 'port'
+            WHEN GROUPING(transport_mode) = 0 THEN 'transport_mode' WHEN GROUPING(trade_mode) = 0 THEN 'trade_mode'
+            WHEN GROUPING(commodity_group) = 0 THEN 'commodity_group' WHEN GROUPING(inspection) = 0 THEN 'inspection'
+            ELSE 'all'
+        END,
+        CASE
+            WHEN GROUPING(office) = 0 THEN office WHEN GROUPING(port) = 0 THEN port
+            WHEN GROUPING(transport_mode) = 0 THEN transport_mode WHEN GROUPING(trade_mode) = 0 THEN trade_mode
+            WHEN GROUPING(commodity_group) = 0 THEN commodity_group WHEN GROUPING(inspection) = 0 THEN inspection
+            ELSE 'all'
+        END,
+        segment, minutes, count(*) FILTER (WHERE is_completed), count(*) FILTER (WHERE NOT is_completed),
+        min(target_hours), max(target_hours)
+    FROM observations
+    GROUP BY month_start, district, direction, segment, minutes,
+        GROUPING SETS ((), (office), (port), (transport_mode), (trade_mode), (commodity_group), (inspection))
+    UNION ALL
+    SELECT 3, month_start, district, direction, 'reform_measure', reform_measure, segment, minutes,
+           count(*) FILTER (WHERE is_completed), count(*) FILTER (WHERE NOT is_completed), min(target_hours),
+           max(target_hours)
+    FROM by_measure
+    GROUP BY month_start, district, direction, segment, reform_measure, minutes
+),
+slices AS (
+    -- one number per grain, period, scope, slice and segment: the windows below partition by it, which
+    -- is several times faster than by the seven columns
+    SELECT *, row_number() OVER () AS slice_id
+    FROM (SELECT DISTINCT grain_grouping, period_start, scope, direction, dimension, dimension_value, segment
+          FROM at_times)
+),
+series AS (
+    SELECT l.slice_id, t.minutes, t.completions::DOUBLE AS completions, t.censorings::DOUBLE AS censorings,
+           t.min_target_hours, t.max_target_hours
+    FROM at_times AS t
+    JOIN slices AS l USING (grain_grouping, period_start, scope, direction, dimension, dimension_value, segment)
+),
+at_risk AS (
+    SELECT
+        *,
+        -- shipments observed at this time or later: the risk set at this time
+        sum(completions + censorings) OVER whole_slice - sum(completions + censorings) OVER so_far
+            + completions + censorings AS at_risk,
+        sum(completions) OVER whole_slice AS slice_completed,
+        min(min_target_hours) OVER whole_slice AS slice_min_target_hours,
+        max(max_target_hours) OVER whole_slice AS slice_max_target_hours
+    FROM series
+    WINDOW so_far AS (PARTITION BY slice_id ORDER BY minutes), whole_slice AS (PARTITION BY slice_id)
+),
+curve AS (
+    SELECT
+        *,
+        -- product-limit S(t) = prod (1 - d/n), summed as logs (-inf once every shipment at risk completed)
+        -- summed in fixed point (integers): a float sum's last digit depends on how the window adds
+        -- up its rows, and a rerun or a restated cohort must give the same figures as a rebuild
+        CASE WHEN max((completions = at_risk)::INTEGER) OVER so_far = 1 THEN '-inf'::DOUBLE
+            ELSE sum(CASE WHEN completions < at_risk THEN round((ln(at_risk - completions) - ln(at_risk)) * 1e15)
+                     END::HUGEINT) OVER so_far / 1e15 END AS log_survival,
+        -- Greenwood: sum d / (n (n - d)); a step where n = d adds nothing (lifelines' convention; S = 0 there)
+        sum(CASE WHEN completions < at_risk THEN round(1e18 * completions / (at_risk * (at_risk - completions)))
+                 ELSE 0 END::HUGEINT) OVER so_far / 1e18 AS greenwood,
+        sum(completions) OVER so_far AS completed_so_far
+    FROM at_risk
+    WINDOW so_far AS (PARTITION BY slice_id ORDER BY minutes)
+),
+bands AS (
+    SELECT
+        *,
+        minutes / 60.0 AS hours,
+        exp(log_survival) AS survival,
+        km_log_log_bound(log_survival, greenwood, 1.959963984540054) AS survival_lower,
+        km_log_log_bound(log_survival, greenwood, -1.959963984540054) AS survival_upper,
+        CASE WHEN slice_min_target_hours = slice_max_target_hours THEN slice_min_target_hours END AS target_hours
+    FROM curve
+),
+statistics AS (
+    -- a quantile q is the first time S(t) <= 1 - q; its interval ends are the first times the lower
+    -- and the upper band are <= 1 - q (null: not reached by the cut-off). The tolerance keeps an
+    -- exact 0.5 computed as 0.5000000000001 an exact 0.5.
+    SELECT
+        slice_id,
+        sum(completions + censorings)::BIGINT AS shipments,
+        sum(completions)::BIGINT AS completed,
+        sum(censorings)::BIGINT AS still_open,
+        min(hours) FILTER (WHERE 2 * completed_so_far >= slice_completed AND slice_completed > 0)
+            AS released_only_median_hours,
+        min(hours) FILTER (WHERE 10 * completed_so_far >= 9 * slice_completed AND slice_completed > 0)
+            AS released_only_p90_hours,
+        min(hours) FILTER (WHERE survival <= 0.5 + 1e-9) AS median_hours,
+        min(hours) FILTER (WHERE survival_lower <= 0.5 + 1e-9) AS median_lower_hours,
+        min(hours) FILTER (WHERE survival_upper <= 0.5 + 1e-9) AS median_upper_hours,
+        min(hours) FILTER (WHERE survival <= 0.1 + 1e-9) AS p90_hours,
+        min(hours) FILTER (WHERE survival_lower <= 0.1 + 1e-9) AS p90_lower_hours,
+        min(hours) FILTER (WHERE survival_upper <= 0.1 + 1e-9) AS p90_upper_hours,
+        -- summed as whole minutes: a float sum depends on the order of the rows, reruns must not
+        sum(completions * minutes)::BIGINT AS completed_minutes,
+        -- an open shipment followed longer than this no longer moves any estimate (transforms/incremental/05_touched_arrival_cohorts.sql)
+        max(hours) FILTER (WHERE completions > 0) AS longest_completed_hours,
+        -- the distribution: shares completed within 1, 3, 6, 12, 24, 48, 72 and 168 hours
+        [
+            1 - coalesce(arg_max(survival, hours) FILTER (WHERE hours <= 1), 1.0),
+            1 - coalesce(arg_max(survival, hours) FILTER (WHERE hours <= 3), 1.0),
+            1 - coalesce(arg_max(survival, hours) FILTER (WHERE hours <= 6), 1.0),
+            1 - coalesce(arg_max(survival, hours) FILTER (WHERE hours <= 12), 1.0),
+            1 - coalesce(arg_max(survival, hours) FILTER (WHERE hours <= 24), 1.0),
+            1 - coalesce(arg_max(survival, hours) FILTER (WHERE hours <= 48), 1.0),
+            1 - coalesce(arg_max(survival, hours) FILTER (WHERE hours <= 72), 1.0),
+            1 - coalesce(arg_max(survival, hours) FILTER (WHERE hours <= 168), 1.0)
+        ] AS share_completed_within,
+        [
+            coalesce(sum(completions) FILTER (WHERE hours <= 1), 0),
+            coalesce(sum(completions) FILTER (WHERE hours <= 3), 0),
+            coalesce(sum(completions) FILTER (WHERE hours <= 6), 0),
+            coalesce(sum(completions) FILTER (WHERE hours <= 12), 0),
+            coalesce(sum(completions) FILTER (WHERE hours <= 24), 0),
+            coalesce(sum(completions) FILTER (WHERE hours <= 48), 0),
+            coalesce(sum(completions) FILTER (WHERE hours <= 72), 0),
+            coalesce(sum(completions) FILTER (WHERE hours <= 168), 0)
+        ] AS completed_within,
+        any_value(target_hours) AS target_hours,
+        -- 1 - S(target): the share completed within the target, open shipments counted
+        1 - coalesce(arg_max(survival, hours) FILTER (WHERE hours <= target_hours), 1.0) AS share_within_target,
+        sum(completions) FILTER (WHERE hours <= target_hours) AS completed_within_target
+    FROM bands
+    GROUP BY ALL
+),
+named AS (
+    -- GROUPING(day_start, week_start): 1 = grouped by day, 2 = by week, 3 = by month
+    SELECT *, CASE grain_grouping WHEN 1 THEN 'day' WHEN 2 THEN 'week' ELSE 'month' END AS grain
+    FROM statistics JOIN slices USING (slice_id)
+)
+SELECT
+    grain,
+    period_start,
+    scope,
+    direction,
+    dimension,
+    dimension_value,
+    segment,
+    shipments,
+    completed,
+    still_open,
+    median_hours,
+    median_lower_hours,
+    median_upper_hours,
+    p90_hours,
+    p90_lower_hours,
+    p90_upper_hours,
+    share_completed_within,
+    released_only_median_hours,
+    released_only_p90_hours,
+    CASE WHEN completed > 0 THEN completed_minutes / completed / 60.0 END AS released_only_mean_hours,
+    CASE WHEN completed > 0 THEN [n / completed FOR n IN completed_within] END AS released_only_share_completed_within,
+    longest_completed_hours,
+    target_hours,
+    CASE WHEN segment = 'overall_clearance' AND target_hours IS NOT NULL THEN share_within_target END
+        AS share_within_target,
+    CASE WHEN segment = 'overall_clearance' AND target_hours IS NOT NULL AND completed > 0
+        THEN coalesce(completed_within_target, 0) / completed END AS released_only_share_within_target
+FROM named
+SEMI JOIN affected_arrival_periods USING (grain, period_start);
+COMMENT ON TABLE mart_arrival_cohort_statistics IS 'Backlog-aware statistics: shipments by period of arrival (the cohort), direction and slice, every segment estimated with the shipments still open at the cut-off counted as censored there (Kaplan-Meier), with 95 % confidence intervals, beside the released-only figures of the same cohort. Filter one grain, one dimension and one segment at a time.';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.grain IS 'day, week (starting Monday) or month';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.period_start IS 'First day of the period of arrival (Beijing date): the cohort';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.scope IS 'liaoning (every shipment), or a district code: the shipments of that district only (grain month only, for the districts'' Time Release Study reports)';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.direction IS 'import or export';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.dimension IS 'all, district, office, port, transport_mode, trade_mode, commodity_group, reform_measure or inspection';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.dimension_value IS 'The slice: a district, office or port code, a mode, a group, a measure, inspected/not_inspected (inspection ordered by the cut-off), or all';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.segment IS 'overall_clearance, anchorage_wait, pre_declaration, customs_processing, inspection, port_exit or door_to_gate';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.shipments IS 'Shipments of the cohort that entered the segment (its start milestone reached) by the cut-off';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.completed IS 'Of these, shipments whose segment ended by the cut-off (for overall_clearance: released)';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.still_open IS 'Of these, shipments still in the segment at the cut-off: counted as censored there';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.median_hours IS 'Kaplan-Meier median, open shipments censored at the cut-off: first time S(t) <= 0.5, hours (whole minutes); null: not reached by the cut-off (too many still open to tell)';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.median_lower_hours IS 'Lower end of the 95 % confidence interval of the median (Brookmeyer-Crowley, log-log Greenwood band), hours';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.median_upper_hours IS 'Upper end of the 95 % confidence interval of the median, hours; null: not bounded by what is known at the cut-off';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.p90_hours IS 'Kaplan-Meier 90th percentile, open shipments censored at the cut-off: first time S(t) <= 0.1, hours; null: not reached';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.p90_lower_hours IS 'Lower end of the 95 % confidence interval of the 90th percentile, hours';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.p90_upper_hours IS 'Upper end of the 95 % confidence interval of the 90th percentile, hours; null: not bounded';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.share_completed_within IS 'The distribution, open shipments counted: Kaplan-Meier share completed within 1, 3, 6, 12, 24, 48, 72 and 168 hours (1 - S(t))';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.released_only_median_hours IS 'Median of the completed shipments only, open ones left out (same step convention: the ceil(n/2)-th smallest), hours';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.released_only_p90_hours IS '90th percentile of the completed shipments only (the ceil(0.9 n)-th smallest), hours';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.released_only_mean_hours IS 'Mean of the completed shipments only (the average a survey of released shipments reports), hours';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.released_only_share_completed_within IS 'Shares of the completed shipments completed within 1, 3, 6, 12, 24, 48, 72 and 168 hours, open ones left out';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.longest_completed_hours IS 'Longest time of a completed shipment of the slice, hours (the released-only maximum)';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.target_hours IS 'overall_clearance only: operative target of the slice (null when its shipments have different targets)';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.share_within_target IS 'overall_clearance only: Kaplan-Meier estimate of the share released within the target, 1 - S(target), open shipments counted';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.released_only_share_within_target IS 'overall_clearance only: share of the released shipments of the cohort released within the target, open ones left out';
