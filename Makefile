@@ -30,7 +30,7 @@ $(UV):
 
 # Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set, every task would otherwise
 # compile Great Expectations and Airflow from source again (seconds per task).
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml tools/pyproject.toml
 	$(UV) sync --frozen --quiet --compile-bytecode
 	@touch $@
 
@@ -42,9 +42,9 @@ airflow-db: env
 
 # The demo's alert digests go to a local SMTP server that writes each mail as an .eml file.
 demo: airflow-db
-	$(PY) -m clearance.simulator --inbox $${CLEARANCE_INBOX:-$(CURDIR)/warehouse/inbox} \
+	$(PY) -m clearance_tools.simulator --inbox $${CLEARANCE_INBOX:-$(CURDIR)/warehouse/inbox} \
 		--start $(DEMO_START) --days $(DEMO_DAYS) --scale $(DEMO_SCALE) --seed $(DEMO_SEED)
-	@$(PY) -m clearance.mailsink --dir $(DEMO_MAIL_DIR) --port $(DEMO_SMTP_PORT) > $(AIRFLOW_HOME)/mailsink.log 2>&1 & \
+	@$(PY) -m clearance_tools.mailsink --dir $(DEMO_MAIL_DIR) --port $(DEMO_SMTP_PORT) > $(AIRFLOW_HOME)/mailsink.log 2>&1 & \
 	sink=$$!; trap "kill $$sink" EXIT; sleep 2; \
 	export AIRFLOW_CONN_SMTP_DEFAULT='{"conn_type": "smtp", "host": "127.0.0.1", "port": $(DEMO_SMTP_PORT), "extra": {"disable_tls": true, "disable_ssl": true, "from_email": "clearance-monitor@localhost", "retry_limit": 0, "timeout": 10}}'; \
 	echo "$(PY) -m clearance.run_dates $(DEMO_START) $(DEMO_END)  (log: $(AIRFLOW_HOME)/demo-runs.log)"; \
@@ -80,7 +80,7 @@ recover: env
 BENCH_SCALE ?= 1.4
 BENCH_DAYS ?= 365
 bench: env
-	$(PY) -m clearance.benchmark --dir $(CURDIR)/warehouse/bench --scale $(BENCH_SCALE) --days $(BENCH_DAYS)
+	$(PY) -m clearance_tools.benchmark --dir $(CURDIR)/warehouse/bench --scale $(BENCH_SCALE) --days $(BENCH_DAYS)
 
 # The dashboard test opens the page in headless Chromium, with a CJK font for the Chinese labels
 # (Debian packages; installed here when missing and running as root, as on CI).

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from clearance.pipeline import run_business_date
-from clearance.simulator import simulate
+from clearance_tools.simulator import simulate
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

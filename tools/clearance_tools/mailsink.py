@@ -1,6 +1,6 @@
 """A local SMTP server that writes every mail it receives as an .eml file (for the demo and tests).
 
-    python -m clearance.mailsink --dir warehouse/mail --port 8025
+    python -m clearance_tools.mailsink --dir warehouse/mail --port 8025
 
 Open the .eml files with any mail client. Listens on 127.0.0.1 only.
 """

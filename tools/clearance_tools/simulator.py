@@ -1,6 +1,6 @@
 """Export simulator: nightly single-window deliveries for Liaoning, exactly as the real exports arrive.
 
-    python -m clearance.simulator --inbox DIR --start 2026-11-20 --days 30 [--scale 1.0] [--seed S]
+    python -m clearance_tools.simulator --inbox DIR --start 2026-11-20 --days 30 [--scale 1.0] [--seed S]
         [--quirks all|none|q1,q2,...] [--break 2026-11-21:dec_head:truncated ...]
 
 Writes one delivery folder `<inbox>/<YYYY-MM-DD>/` per export date (the Beijing date a row is
@@ -42,7 +42,7 @@ import numpy as np
 import polars as pl
 
 from clearance.contract import DATA_FILE_PATTERN, KINDS, MANIFEST_NAME, data_file_name, iso6346_check_digit
-from clearance.delivery_writer import csv_record_count, manifest_entry, render_csv, write_manifest
+from clearance_tools.delivery_writer import csv_record_count, manifest_entry, render_csv, write_manifest
 
 QUIRKS = (
     "duplicates", "late", "versions", "shuffle", "bill_variants", "time_formats", "bom", "layout",
@@ -1155,7 +1155,7 @@ def simulate(inbox: str | Path, start: str | date, days: int, scale: float = 1.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m clearance.simulator", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m clearance_tools.simulator", description=__doc__.split("\n\n")[0])
     ap.add_argument("--inbox", required=True, type=Path, help="inbox folder; one delivery folder per export date")
     ap.add_argument("--start", required=True, help="first export date, YYYY-MM-DD (Beijing)")
     ap.add_argument("--days", required=True, type=int, help="number of export dates")
