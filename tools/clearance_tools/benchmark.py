@@ -232,9 +232,9 @@ def step_queries(warehouse: str, entry_id: str) -> dict:
 
 
 def step_baseline(warehouse: str) -> dict:
-    from clearance_tools.baseline import MILESTONES, SEGMENTS, compare, read_staged, shipments
     from clearance.config import settings
     from clearance.warehouse import connect_state
+    from clearance_tools.baseline import MILESTONES, SEGMENTS, compare, read_staged, shipments
 
     with environment(Path(warehouse), Path(warehouse).parent):
         con = connect_state(settings(), read_only=True)
@@ -253,9 +253,8 @@ def step_baseline(warehouse: str) -> dict:
 def step_port_night(warehouse: str, inbox: str, business_date: str, port: str) -> dict:
     """A night of one port: the delivery cut down to that port's rows, validated, loaded, modelled."""
     from clearance import pipeline
-    from clearance_tools.port_delivery import write_port_delivery
-
     from clearance.config import settings
+    from clearance_tools.port_delivery import write_port_delivery
 
     port_inbox = Path(warehouse).parent / f"inbox-{port}"
     with environment(Path(warehouse), port_inbox):
