@@ -76,7 +76,8 @@ def draw_outcomes(rng: np.random.Generator, shipments: Shipments) -> Outcomes:
 class Timeline:
     """Times (seconds, see streams) of a block's shipments, per shipment unless said per unit.
 
-    Filled stage by stage by draw_timeline; NaN where a shipment never reaches the milestone."""
+    Filled stage by stage by draw_timeline. NaN where a milestone does not apply (an export's discharge);
+    times are drawn for every shipment, and the receipts after a declaration's end are not sent (records)."""
 
     discharged_at: np.ndarray = None  # per unit (imports): DISC_DONE
     first_discharged_at: np.ndarray = None
