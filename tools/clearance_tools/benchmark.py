@@ -121,13 +121,13 @@ def step_load_history(warehouse: str, inbox: str, days: list[str]) -> dict:
         work = s.work_dir / "history"
         con = connect_state(s)
         ensure_schema(con)
-        rows = 0
         with ProcessPoolExecutor(2) as pool:
             for day, reports in pool.map(_ingest_unvalidated, [(inbox, d, str(work)) for d in days]):
                 con.execute("BEGIN TRANSACTION")
-                rows += sum(r["rows_loaded"] for r in load_delivery(con, reports, day, s.max_quarantine_share))
+                load_delivery(con, reports, day, s.quarantine_policy)
                 con.execute("COMMIT")
                 shutil.rmtree(work / day)
+        [(rows,)] = con.execute("SELECT sum(rows_loaded) FROM file_accounting").fetchall()
         con.execute("CHECKPOINT")
         con.close()
     return {"nights": len(days), "rows_loaded": rows}
