@@ -30,7 +30,7 @@ $(UV):
 
 # Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set, every task would otherwise
 # compile Great Expectations and Airflow from source again (seconds per task).
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml tools/pyproject.toml
 	$(UV) sync --frozen --quiet --compile-bytecode
 	@touch $@
 
@@ -55,10 +55,10 @@ pdf:
 # a free port (DEMO_SMTP_PORT=0) unless one is given. The demo fails when the server cannot start,
 # or when stalled shipments were alerted and their digests did not all arrive.
 demo: airflow-db pdf
-	$(PY) -m clearance.simulator --inbox $${CLEARANCE_INBOX:-$(CURDIR)/warehouse/inbox} \
+	$(PY) -m clearance_tools.simulator --inbox $${CLEARANCE_INBOX:-$(CURDIR)/warehouse/inbox} \
 		--start $(DEMO_START) --days $(DEMO_DAYS) --scale $(DEMO_SCALE) --seed $(DEMO_SEED)
 	@rm -f $(AIRFLOW_HOME)/mailsink.port; \
-	$(PY) -m clearance.mailsink --dir $(DEMO_MAIL_DIR) --port $(DEMO_SMTP_PORT) --port-file $(AIRFLOW_HOME)/mailsink.port \
+	$(PY) -m clearance_tools.mailsink --dir $(DEMO_MAIL_DIR) --port $(DEMO_SMTP_PORT) --port-file $(AIRFLOW_HOME)/mailsink.port \
 		> $(AIRFLOW_HOME)/mailsink.log 2>&1 & \
 	sink=$$!; trap "kill $$sink 2>/dev/null" EXIT; \
 	for i in $$(seq 100); do [ -s $(AIRFLOW_HOME)/mailsink.port ] && break; kill -0 $$sink 2>/dev/null || break; sleep 0.1; done; \
@@ -72,7 +72,7 @@ demo: airflow-db pdf
 	@echo
 	$(PY) -m clearance.report
 	@echo
-	@$(PY) -m clearance.mailsink --dir $(DEMO_MAIL_DIR) --check $${CLEARANCE_WAREHOUSE:-$(CURDIR)/warehouse/clearance.duckdb}
+	@$(PY) -m clearance_tools.mailsink --dir $(DEMO_MAIL_DIR) --check $${CLEARANCE_WAREHOUSE:-$(CURDIR)/warehouse/clearance.duckdb}
 	@echo "Alert digests received by the demo SMTP server: $$(ls $(DEMO_MAIL_DIR) | wc -l) mails in $(DEMO_MAIL_DIR)/"
 	@echo "Dashboard (open in a browser, no network needed): $${CLEARANCE_DASHBOARD:-$(CURDIR)/dashboards/clearance_dashboard.html}"
 	@echo "Time Release Study reports (HTML and PDF): $$(dirname $${CLEARANCE_DASHBOARD:-$(CURDIR)/dashboards/clearance_dashboard.html})/time_release_study/index.html"
@@ -100,7 +100,7 @@ recover: env
 BENCH_SCALE ?= 1.4
 BENCH_DAYS ?= 365
 bench: env
-	$(PY) -m clearance.benchmark --dir $(CURDIR)/warehouse/bench --scale $(BENCH_SCALE) --days $(BENCH_DAYS)
+	$(PY) -m clearance_tools.benchmark --dir $(CURDIR)/warehouse/bench --scale $(BENCH_SCALE) --days $(BENCH_DAYS)
 
 # The dashboard test opens the page in headless Chromium, with a CJK font for the Chinese labels
 # (Debian packages; installed here when missing and running as root, as on CI).

@@ -16,9 +16,9 @@ import duckdb
 import openpyxl
 import pytest
 
-from clearance.delivery_writer import write_delivery
-from clearance.mailsink import start
 from clearance.pipeline import run_business_date
+from clearance_tools.delivery_writer import write_delivery
+from clearance_tools.mailsink import start
 from tests.deliveries import cargo_event, container, dec_head, entry_id, manifest_line, receipt, vessel_event
 
 SLOW, RELEASED_LATER, NOT_OUT = entry_id(41), entry_id(42), entry_id(43, office="0800")

@@ -19,7 +19,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from clearance.delivery_writer import write_delivery
+from clearance_tools.delivery_writer import write_delivery
 from clearance.pipeline import run_business_date
 from tests.conftest import snapshot
 from tests.deliveries import cargo_event, dec_head, entry_id, receipt

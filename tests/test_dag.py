@@ -13,8 +13,8 @@ import duckdb
 import pytest
 
 from clearance.pipeline import business_date_for
-from clearance.simulator import simulate
-from clearance.mailsink import start as start_mailsink
+from clearance_tools.mailsink import start as start_mailsink
+from clearance_tools.simulator import simulate
 from tests.conftest import PROJECT_DIR, state_file
 from tests.test_alerts import free_port, smtp_connection
 

@@ -16,9 +16,9 @@ from datetime import date, datetime
 import duckdb
 import pytest
 
-from clearance.delivery_writer import write_delivery
+from clearance_tools.delivery_writer import write_delivery
 from clearance.pipeline import run_business_date
-from clearance.simulator import simulate
+from clearance_tools.simulator import simulate
 from tests.browser import Watched, artifacts_dir, launch
 from tests.deliveries import dec_head, entry_id, receipt
 

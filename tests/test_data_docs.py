@@ -11,7 +11,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from clearance.delivery_writer import write_delivery
+from clearance_tools.delivery_writer import write_delivery
 from clearance.pipeline import run_business_date
 from tests.browser import Watched, artifacts_dir, launch
 from tests.deliveries import cargo_event, container, dec_head, entry_id, manifest_line, receipt, vessel_event

@@ -18,7 +18,7 @@ import openpyxl
 import pytest
 
 from clearance.contract import data_file_name
-from clearance.delivery_writer import write_delivery
+from clearance_tools.delivery_writer import write_delivery
 from clearance.pipeline import run_business_date
 from tests.browser import Watched, artifacts_dir, launch
 from tests.conftest import state_file
@@ -74,7 +74,7 @@ def hostile_delivery(inbox: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
-    from clearance.mailsink import start
+    from clearance_tools.mailsink import start
 
     root = tmp_path_factory.mktemp("hostile")
     inbox, warehouse = root / "inbox", root / "warehouse" / "clearance.duckdb"

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from clearance.config import TRANSFORMS_DIR
-from clearance.delivery_writer import write_delivery
+from clearance_tools.delivery_writer import write_delivery
 from clearance.models import ModelTestError, tables_read
 from clearance.pipeline import run_business_date
 from tests.deliveries import dec_head, entry_id, receipt, vessel_event

@@ -17,9 +17,9 @@ import polars as pl
 import pytest
 
 from clearance.contract import KINDS, MANIFEST_NAME, data_file_name
-from clearance.delivery_writer import manifest_entry, render_csv, write_delivery, write_manifest
 from clearance.ingest import DeliveryError
 from clearance.pipeline import run_business_date
+from clearance_tools.delivery_writer import manifest_entry, render_csv, write_delivery, write_manifest
 from tests.conftest import state_file
 from tests.deliveries import cargo_event, container, dec_head, entry_id, manifest_line, receipt, vessel_event
 

@@ -14,9 +14,9 @@ import duckdb
 import pytest
 
 from clearance.config import settings
-from clearance.delivery_writer import write_delivery
 from clearance.pipeline import run_business_date
-from clearance.simulator import simulate
+from clearance_tools.delivery_writer import write_delivery
+from clearance_tools.simulator import simulate
 from tests.conftest import PROJECT_DIR, state_file
 from tests.deliveries import container, dec_head, entry_id, manifest_line, receipt, vessel_event
 

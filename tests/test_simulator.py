@@ -20,7 +20,7 @@ from clearance.contract import (
     CARGO_EVENT_CODES, CHANNELS, DATA_FILE_PATTERN, ENTRY_ID_PATTERN, I_E_FLAGS, KINDS, MANIFEST_NAME, TRAF_MODES,
     VESSEL_EVENT_CODES, container_number_is_valid, normalise_bill_no,
 )
-from clearance.simulator import BREAK_MODES, QUIRKS, simulate
+from clearance_tools.simulator import BREAK_MODES, QUIRKS, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 START = "2026-11-20"
@@ -413,7 +413,7 @@ def test_timelines_follow_the_metrics_spec(run_clean):
 
 
 def test_cli(tmp_path):
-    cmd = [sys.executable, "-m", "clearance.simulator", "--inbox", str(tmp_path / "inbox"), "--start", START,
+    cmd = [sys.executable, "-m", "clearance_tools.simulator", "--inbox", str(tmp_path / "inbox"), "--start", START,
            "--days", "2", "--scale", "0.01", "--seed", "4", "--quirks", "late,bom",
            "--break", "2026-11-21:cargo_event:empty"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)

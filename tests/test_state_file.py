@@ -21,11 +21,15 @@ import pytest
 
 from clearance.config import settings
 from clearance.pipeline import run_business_date
-from clearance.simulator import simulate
+from clearance_tools.simulator import simulate
 from clearance.state import StateUnusableError
 from tests.conftest import PROJECT_DIR, state_file
 from clearance.contract import MANIFEST_NAME
-from clearance.delivery_writer import manifest_entry, write_manifest
+from clearance.pipeline import run_business_date
+from clearance.warehouse import StateUnusableError
+from clearance_tools.delivery_writer import manifest_entry, write_manifest
+from clearance_tools.simulator import simulate
+from tests.conftest import PROJECT_DIR, state_file
 from tests.deliveries import entry_id, receipt
 
 DAYS = ("2026-11-18", "2026-11-19", "2026-11-20")

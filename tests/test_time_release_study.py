@@ -11,7 +11,7 @@ from datetime import date
 import duckdb
 import pytest
 
-from clearance.delivery_writer import write_delivery
+from clearance_tools.delivery_writer import write_delivery
 from clearance.pipeline import build_time_release_report, run_business_date
 from tests.deliveries import entry_id, receipt
 from tests.test_backlog_statistics import delivery, export_shipment

@@ -12,14 +12,14 @@ from email.message import EmailMessage
 
 import duckdb
 
-from clearance.mailsink import check_delivered
+from clearance_tools.mailsink import check_delivered
 from clearance.pipeline import run_business_date
 from tests.conftest import PROJECT_DIR
 from tests.test_alerts import free_port, nights_of_stalls, smtp_connection
 
 
 def start_sink(folder, port, port_file):
-    return subprocess.Popen([sys.executable, "-m", "clearance.mailsink", "--dir", str(folder), "--port", str(port),
+    return subprocess.Popen([sys.executable, "-m", "clearance_tools.mailsink", "--dir", str(folder), "--port", str(port),
                              "--port-file", str(port_file)], cwd=PROJECT_DIR, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -57,11 +57,11 @@ def test_the_demo_check_fails_while_digests_did_not_arrive(clearance_env, monkey
     mail.mkdir()
     problem = check_delivered(mail, warehouse)
     assert problem and problem.startswith("1 of 1 stalled-shipment alerts were never mailed")
-    out = subprocess.run([sys.executable, "-m", "clearance.mailsink", "--dir", str(mail), "--check", str(warehouse)],
+    out = subprocess.run([sys.executable, "-m", "clearance_tools.mailsink", "--dir", str(mail), "--check", str(warehouse)],
                          cwd=PROJECT_DIR, capture_output=True, text=True)
     assert out.returncode == 1 and "never mailed" in out.stderr
 
-    from clearance.mailsink import start
+    from clearance_tools.mailsink import start
 
     controller, _ = start(mail)
     monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(controller.port))

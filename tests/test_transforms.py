@@ -12,8 +12,8 @@ from datetime import date, datetime
 import duckdb
 import pytest
 
-from clearance.delivery_writer import write_delivery
 from clearance.pipeline import run_business_date
+from clearance_tools.delivery_writer import write_delivery
 from tests.conftest import snapshot, state_file
 from tests.deliveries import cargo_event, container, dec_head, entry_id, manifest_line, receipt, vessel_event
 

@@ -1,6 +1,6 @@
 """`make bench`: a year of Liaoning through the pipeline, every step timed, with its peak memory.
 
-    python -m clearance.benchmark [--dir warehouse/bench] [--scale 1.4] [--days 365]
+    python -m clearance_tools.benchmark [--dir warehouse/bench] [--scale 1.4] [--days 365]
 
 1. The simulator writes a year of deliveries (at --scale 1.4: ~20 million rows) and one more night.
 2. Two histories are loaded through the pipeline's own ingest and load: the last month, and the
@@ -33,7 +33,8 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from clearance.config import PROJECT_DIR  # the steps run in the project folder; default --dir is under it
+
 START = date(2026, 1, 1)
 QUIRKS_WITHOUT_BAD_ROWS = "duplicates,late,versions,shuffle,bill_variants,time_formats,bom,layout,split_files,unknown_codes"
 
@@ -85,7 +86,7 @@ def environment(warehouse: Path, inbox: Path):
 # ----------------------------------------------------------------------------- steps (each in its own process)
 
 def step_simulate(inbox: str, days: int, scale: float, seed: int) -> dict:
-    from clearance.simulator import simulate
+    from clearance_tools.simulator import simulate
 
     shutil.rmtree(inbox, ignore_errors=True)
     simulate(inbox, START, days, scale=scale, seed=seed, quirks=QUIRKS_WITHOUT_BAD_ROWS.split(","))
@@ -114,22 +115,19 @@ def step_load_history(warehouse: str, inbox: str, days: list[str]) -> dict:
 
     from clearance.config import settings
     from clearance.loading import load_delivery
-    from clearance.state import connect_state, ensure_schema
+    from clearance.state import connect_state, ensure_schema, transaction
 
     with environment(Path(warehouse), Path(inbox)):
         s = settings()
         work = s.work_dir / "history"
         con = connect_state(s)
         ensure_schema(con)
-        rows = 0
         with ProcessPoolExecutor(2) as pool:
             for day, reports in pool.map(_ingest_unvalidated, [(inbox, d, str(work)) for d in days]):
-                con.execute("BEGIN TRANSACTION")
-                load_delivery(con, reports, day, s.quarantine_policy)
-                con.execute("COMMIT")
-                rows += con.execute("SELECT sum(rows_loaded) FROM file_accounting WHERE export_date = ?",
-                                    [day]).fetchone()[0] or 0
+                with transaction(con):
+                    load_delivery(con, reports, day, s.quarantine_policy)
                 shutil.rmtree(work / day)
+        [(rows,)] = con.execute("SELECT sum(rows_loaded) FROM file_accounting").fetchall()
         con.execute("CHECKPOINT")
         con.close()
     return {"nights": len(days), "rows_loaded": rows}
@@ -226,9 +224,9 @@ def step_queries(warehouse: str, entry_id: str) -> dict:
 
 
 def step_baseline(warehouse: str) -> dict:
-    from clearance.baseline import MILESTONES, SEGMENTS, compare, read_staged, shipments
     from clearance.config import settings
     from clearance.state import connect_state
+    from clearance_tools.baseline import MILESTONES, SEGMENTS, compare, read_staged, shipments
 
     with environment(Path(warehouse), Path(warehouse).parent):
         con = connect_state(settings(), read_only=True)
@@ -247,9 +245,8 @@ def step_baseline(warehouse: str) -> dict:
 def step_port_night(warehouse: str, inbox: str, business_date: str, port: str) -> dict:
     """A night of one port: the delivery cut down to that port's rows, validated, loaded, modelled."""
     from clearance import pipeline
-    from clearance.port_delivery import write_port_delivery
-
     from clearance.config import settings
+    from clearance_tools.port_delivery import write_port_delivery
 
     port_inbox = Path(warehouse).parent / f"inbox-{port}"
     with environment(Path(warehouse), port_inbox):
@@ -275,7 +272,7 @@ STEPS = {f.__name__.removeprefix("step_"): f for f in (
 
 def run_step(name: str, env: dict | None = None, **kwargs) -> dict:
     """Run a step in a new process; wall time of the step's own work, and the process's peak memory."""
-    command = [sys.executable, "-m", "clearance.benchmark", "--step", name, "--args", json.dumps(kwargs)]
+    command = [sys.executable, "-m", "clearance_tools.benchmark", "--step", name, "--args", json.dumps(kwargs)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                cwd=PROJECT_DIR, env={**os.environ, **(env or {})})
     started = time.perf_counter()
@@ -300,7 +297,7 @@ def header(title: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m clearance.benchmark", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m clearance_tools.benchmark", description=__doc__.split("\n\n")[0])
     ap.add_argument("--dir", type=Path, default=PROJECT_DIR / "warehouse" / "bench")
     ap.add_argument("--scale", type=float, default=1.4, help="simulator scale; 1.4 gives ~20 million rows a year")
     ap.add_argument("--days", type=int, default=365, help="days of history (the measured night is the day after)")
@@ -321,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_benchmark(root: Path, scale: float, days: int, seed: int) -> int:
-    from clearance.mailsink import start as start_mailsink
+    from clearance_tools.mailsink import start as start_mailsink
 
     inbox = root / "inbox"
     history = dates(0, days)

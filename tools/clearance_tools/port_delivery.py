@@ -14,8 +14,8 @@ import duckdb
 import polars as pl
 
 from clearance.contract import KINDS
-from clearance.delivery_writer import manifest_entry, write_manifest
 from clearance.ingest import RAW_LINE, decode, read_data_file, read_manifest
+from clearance_tools.delivery_writer import manifest_entry, write_manifest
 
 
 def write_port_delivery(inbox: Path, out_inbox: Path, export_date: str, port: str, state_db: Path) -> int:

@@ -1,7 +1,7 @@
 """A local SMTP server that writes every mail it receives as an .eml file (for the demo and tests).
 
-    python -m clearance.mailsink --dir warehouse/mail [--port 0] [--port-file PATH]
-    python -m clearance.mailsink --dir warehouse/mail --check WAREHOUSE
+    python -m clearance_tools.mailsink --dir warehouse/mail [--port 0] [--port-file PATH]
+    python -m clearance_tools.mailsink --dir warehouse/mail --check WAREHOUSE
 
 Open the .eml files with any mail client. Listens on 127.0.0.1 only. Port 0 (the default) takes a
 free port; the port is printed and, with --port-file, written to that file once the server is up.
@@ -92,7 +92,7 @@ def check_delivered(folder: Path, warehouse: Path) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m clearance.mailsink", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m clearance_tools.mailsink", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", required=True, type=Path, help="folder for the .eml files")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1; 0 takes a free one")
