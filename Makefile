@@ -112,8 +112,10 @@ browser:
 		else echo "the dashboard test needs: sudo apt-get install chromium fonts-noto-cjk"; fi; \
 	fi
 
+# The test files run on two workers (pytest-xdist, a file's tests together): the machine has two cores.
+TEST_WORKERS ?= 2
 test: env browser pdf
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(AIRFLOW_HOME) warehouse/inbox warehouse/_build warehouse/_state warehouse/validation warehouse/data_docs \

@@ -14,6 +14,8 @@ _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="clearance-airflow-"))
 os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parent.parent / "dags")
+# The dashboard and the reports of a test that names no place of its own: never the checkout's.
+os.environ.setdefault("CLEARANCE_DASHBOARD", str(_AIRFLOW_HOME / "dashboards" / "clearance_dashboard.html"))
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,6 +40,7 @@ def clearance_env(tmp_path, monkeypatch):
     inbox, warehouse = tmp_path / "inbox", tmp_path / "warehouse" / "clearance.duckdb"
     monkeypatch.setenv("CLEARANCE_INBOX", str(inbox))
     monkeypatch.setenv("CLEARANCE_WAREHOUSE", str(warehouse))
+    monkeypatch.setenv("CLEARANCE_DASHBOARD", str(tmp_path / "dashboards" / "clearance_dashboard.html"))
     return inbox, warehouse
 
 

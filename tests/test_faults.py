@@ -41,8 +41,9 @@ from clearance.config import EXPECTATIONS_DIR, settings
 from clearance.contract import KINDS, MANIFEST_NAME, data_file_name
 from clearance.ingest import DeliveryError
 from clearance.pipeline import run_business_date
-from clearance_tools.simulator import BREAK_MODES, simulate
 from clearance.loading import AccountingError
+from clearance_tools.delivery_writer import csv_record_count, manifest_entry, write_delivery, write_manifest
+from clearance_tools.simulator import BREAK_MODES, simulate
 from tests.conftest import snapshot, state_file
 from tests.deliveries import cargo_event, container, dec_head, entry_id, manifest_line, receipt, vessel_event
 

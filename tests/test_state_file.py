@@ -20,13 +20,9 @@ import duckdb
 import pytest
 
 from clearance.config import settings
-from clearance.pipeline import run_business_date
-from clearance_tools.simulator import simulate
-from clearance.state import StateUnusableError
-from tests.conftest import PROJECT_DIR, state_file
 from clearance.contract import MANIFEST_NAME
 from clearance.pipeline import run_business_date
-from clearance.warehouse import StateUnusableError
+from clearance.state import StateUnusableError
 from clearance_tools.delivery_writer import manifest_entry, write_manifest
 from clearance_tools.simulator import simulate
 from tests.conftest import PROJECT_DIR, state_file
