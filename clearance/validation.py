@@ -53,6 +53,11 @@ _LOCAL_STYLE = (
 )
 
 
+def results_folder(gx_root: Path) -> Path:
+    """Every validation result, one JSON file each, kept (the layout of a file-backed GX project)."""
+    return gx_root / "gx" / "uncommitted" / "validations"
+
+
 def written_since(folder: Path, since: float) -> list[Path]:
     """The files and folders GX wrote or changed in this run: earlier runs' pages are already done."""
     return [p for p in [folder, *folder.rglob("*")] if p.stat().st_mtime >= since]
@@ -71,7 +76,7 @@ def strip_external_assets(pages: list[Path]) -> None:
 def index_row(docs_dir: Path, gx_root: Path, page: Path) -> dict | None:
     """One line of the index: a validation result page and the counts of its stored result."""
     relative = page.relative_to(docs_dir / "validations")
-    result_file = gx_root / "gx" / "uncommitted" / "validations" / relative.with_suffix(".json")
+    result_file = results_folder(gx_root) / relative.with_suffix(".json")
     if not result_file.exists():
         return None
     result = json.loads(result_file.read_text(encoding="utf-8"))
@@ -130,8 +135,12 @@ def mark_broken_rows(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 class DeliveryValidator:
-    """A file-backed GX context beside the warehouse: suites from expectations/, every validation
-    result kept in its store, Data Docs rebuilt after each file."""
+    """A Great Expectations context of this run's own: suites from expectations/, every validation
+    result kept in the shared results folder beside the warehouse, Data Docs built from them.
+
+    The suites, checkpoints and data sources live in memory, so two runs validating at once (a
+    backfill beside the scheduled night) never race on GX's configuration stores; each result is
+    a file of its own in the results folder."""
 
     SITE = "clearance"
 
@@ -139,30 +148,27 @@ class DeliveryValidator:
         logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines drown the run's log
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # GX would otherwise send usage events out
         import great_expectations as gx  # heavy: imported inside the task, never at DAG parse time
-        from great_expectations.data_context.types.base import ProgressBarsConfig
+        from great_expectations.data_context.types.base import (
+            DataContextConfig, InMemoryStoreBackendDefaults, ProgressBarsConfig)
 
         self._gx = gx
         self.docs_dir, self.gx_root = docs_dir, gx_root
         self.started = time.time() - 1  # file times may be rounded to the second
-        self.context = gx.get_context(mode="file", project_root_dir=str(gx_root))
-        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        sites = self.context.get_config().data_docs_sites or {}
-        # only our site, and where the docs are now (the warehouse folder may have moved)
-        for name in [n for n, site in sites.items() if n != self.SITE
-                     or site.get("store_backend", {}).get("base_directory") != str(docs_dir)]:
-            self.context.delete_data_docs_site(name)
-        if self.SITE not in (self.context.get_config().data_docs_sites or {}):
-            self.context.add_data_docs_site(site_name=self.SITE, site_config={
+        stores = InMemoryStoreBackendDefaults()
+        stores.stores[stores.validation_results_store_name]["store_backend"] = {
+            "class_name": "TupleFilesystemStoreBackend", "base_directory": str(results_folder(gx_root))}
+        self.context = gx.get_context(mode="ephemeral", project_config=DataContextConfig(
+            store_backend_defaults=stores,
+            progress_bars=ProgressBarsConfig(globally=False),
+            analytics_enabled=False,
+            data_docs_sites={self.SITE: {
                 "class_name": "SiteBuilder",
                 "show_how_to_buttons": False,
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
                 "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-            })
-        try:
-            source = self.context.data_sources.get("single_window")
-        except (KeyError, ValueError):
-            source = self.context.data_sources.add_pandas("single_window")
-        self.source = source
+            }},
+        ))
+        self.source = self.context.data_sources.add_pandas("single_window")
         self.checkpoints = {}
         self.results, self.suites = [], set()
 
