@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import subprocess
@@ -28,11 +29,26 @@ def test_dag_folder_imports_under_airflow():
     assert bag.import_errors == {}
     dag = bag.dags["clearance_nightly"]
     assert [t.task_id for t in dag.topological_sort()] == [
-        "business_date", "wait_for_delivery", "ingest_delivery", "validate_delivery", "build_warehouse",
+        "business_date", "wait_for_delivery", "wait_for_earlier_nights", "ingest_delivery", "validate_delivery", "build_warehouse",
         "send_stall_alerts", "publish_warehouse", "build_dashboard", "export_for_analysts",
     ]
-    assert dag.max_active_runs == 1 and not dag.catchup
+    assert dag.catchup and dag.on_failure_callback is not None
     assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 2 * * *", "Asia/Shanghai")
+    assert [a.name for a in dag.get_task("publish_warehouse").outlets] == ["clearance_warehouse"]
+
+
+def test_catch_up_begins_at_the_configured_business_date(monkeypatch):
+    from clearance.orchestration import catchup_start, publish_deadline
+
+    monkeypatch.setenv("CLEARANCE_CATCHUP_FROM", "2026-11-20")
+    # the first run the scheduler makes is business date 2026-11-20's, at 02:00 Beijing on the 21st
+    assert catchup_start() == datetime(2026, 11, 21, tzinfo=timezone(timedelta(hours=8)))
+    monkeypatch.delenv("CLEARANCE_CATCHUP_FROM")
+    # unset: the night before the day of parsing, not a year of runs
+    assert catchup_start(datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)) == datetime(2026, 12, 1, tzinfo=timezone(timedelta(hours=8)))
+    assert publish_deadline() == ("08:00", timedelta(hours=6))
+    monkeypatch.setenv("CLEARANCE_PUBLISH_DEADLINE", "07:30")
+    assert publish_deadline() == ("07:30", timedelta(hours=5, minutes=30))
 
 
 def test_dag_file_does_not_import_heavy_libraries_at_parse_time():
@@ -133,6 +149,12 @@ def test_operators_are_mailed_when_a_task_fails(tmp_path):
         sink.stop()
     assert run.returncode == 1
     assert "SHA-256 does not match MANIFEST.json" in run.stdout + run.stderr
-    assert [(r, m["Subject"]) for _, r, m in mail.received] == [
-        (["night-duty@customs.example"], "[clearance_nightly] task ingest_delivery failed (logical date 2026-11-18 18:00:00+00:00)")]
+    [(recipients, message)] = [(r, m) for _, r, m in mail.received]
+    assert recipients == ["night-duty@customs.example"]
+    assert message["Subject"] == "[clearance_nightly] business date 2026-11-18: ingest_delivery failed"
+    body = html.unescape(message.get_body(("html", "plain")).get_content())
+    broken = inbox / "2026-11-18" / "cargo_event_20261118_01.csv"
+    assert "DeliveryError: cargo_event_20261118_01.csv: SHA-256 does not match MANIFEST.json" in body
+    assert f"File named in the error: {broken}" in body
+    assert "(try 1)" in body  # bad input is not retried
     assert not (tmp_path / "warehouse" / "clearance.duckdb").exists()
