@@ -31,7 +31,10 @@ from pathlib import Path
 from clearance.contract import BEIJING
 from clearance.orchestration import DAG_ID, business_date_of_run, scheduled_logical_date
 
-COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
+# On one machine the API server reads the task logs from disk: the scheduler's and the triggerer's
+# log servers (which listen on every interface) are not started.
+COMPONENTS = {"scheduler": ["--skip-serve-logs"], "dag-processor": [], "triggerer": ["--skip-serve-logs"],
+              "api-server": []}
 STOP_ORDER = ("scheduler", "triggerer", "dag-processor", "api-server")  # stop scheduling first
 STOP_TIMEOUT_SECONDS = 60
 CATCHUP_FILE = "clearance_catchup_from"  # in AIRFLOW_HOME: where the local deployment's catch-up begins
@@ -58,6 +61,8 @@ def deployment_env(port: int) -> dict:
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API__BASE_URL": base_url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+        # a loaded 2-core machine with SQLite answers slowly at times (Airflow's default is 5 s)
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
     }.items():
         env.setdefault(key, value)
     env["CLEARANCE_CATCHUP_FROM"] = catchup_from(env)
@@ -78,10 +83,10 @@ def catchup_from(env: dict) -> str:
 
 
 class Component:
-    def __init__(self, name: str, env: dict, out) -> None:
+    def __init__(self, name: str, args: list[str], env: dict, out) -> None:
         self.name = name
         # its own process group: Ctrl-C reaches only the supervisor, which stops the components in order
-        self.process = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), name], env=env,
+        self.process = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), name, *args], env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         self.reader = threading.Thread(target=self._copy, args=(out,), daemon=True)
         self.reader.start()
@@ -131,7 +136,7 @@ def serve(port: int) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    components = {name: Component(name, env, _say) for name in COMPONENTS}
+    components = {name: Component(name, args, env, _say) for name, args in COMPONENTS.items()}
     exit_code, announced = 0, False
     while not stop.wait(1):
         dead = [c for c in components.values() if c.process.poll() is not None]

@@ -22,7 +22,7 @@ import re
 import time
 from pathlib import Path
 
-from clearance.orchestration import DAG_ID, business_date_of_run
+from clearance.orchestration import DAG_ID, business_date_of_run, run_type_of
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ async def night_not_published(context: dict, deadline: str) -> None:
     import asyncio
 
     dag_run = context.get("dag_run") or {}
-    if not str(dag_run.get("run_type", "")).endswith("scheduled"):
+    if run_type_of(dag_run) != "scheduled":
         return
     day = business_date_of_run(dag_run)
     subject = f"[clearance_nightly] business date {day} not published by {deadline} Beijing time"

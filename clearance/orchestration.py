@@ -38,6 +38,12 @@ def _aware(value) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
+def run_type_of(dag_run) -> str:
+    """`scheduled`, `manual`, `backfill`, ... (Airflow hands over an enum, a string or JSON)."""
+    value = _field(dag_run, "run_type")
+    return str(getattr(value, "value", value) or "").lower()
+
+
 def business_date_of_run(dag_run) -> str:
     """The Beijing business date a run processes.
 
@@ -118,8 +124,7 @@ class DeliverySensor(_Waiting):
         if path.exists():
             log.info("the delivery of business date %s is complete: %s", self.business_date, path)
             return
-        run_type = str(_field(context["dag_run"], "run_type") or "")
-        if not run_type.endswith("scheduled"):
+        if run_type_of(context["dag_run"]) != "scheduled":
             from clearance.ingest import DeliveryError
 
             raise DeliveryError(str(path), f"MANIFEST.json is missing: no delivery for business date "

@@ -42,7 +42,7 @@ DEADLINE, AFTER_START = orchestration.publish_deadline()
     doc_md=__doc__,
 )
 def clearance_nightly():
-    @task(retries=0)
+    @task
     def business_date(**context) -> str:
         """The Beijing business date this run processes (not Airflow's UTC `ds`): conf `business_date`,
         else the day before the logical date, else (triggered without one) the day before `run_after`."""
@@ -92,12 +92,12 @@ def clearance_nightly():
     day = business_date()
     delivered = orchestration.DeliverySensor(
         task_id="wait_for_delivery", business_date=day,
-        poke_interval=300, timeout=int(timedelta(hours=10).total_seconds()), retries=0,
+        poke_interval=300, timeout=int(timedelta(hours=10).total_seconds()),
         doc_md="MANIFEST.json is written last: until it exists the delivery is incomplete. A scheduled run "
                "waits for it (deferred, 10 hours at most); a run started by hand fails at once naming it.")
     turn = orchestration.NightTurnSensor(
         task_id="wait_for_earlier_nights", business_date=day,
-        poke_interval=orchestration.turn_poke_seconds(), timeout=int(timedelta(hours=12).total_seconds()), retries=0,
+        poke_interval=orchestration.turn_poke_seconds(), timeout=int(timedelta(hours=12).total_seconds()),
         doc_md="One night at a time, in business-date order: waits for the run of the night before and for "
                "any run holding the pipeline's state (clearance.run_order).")
     reports = ingest_delivery(day)
