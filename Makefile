@@ -17,7 +17,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 # With SQLite every command beside a running deployment waits for the database lock up to a minute.
 ifeq ($(AIRFLOW__DATABASE__SQL_ALCHEMY_CONN),)
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS ?= clearance.deployment.SQLITE_CONNECT_ARGS
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS ?= clearance.airflow_db.SQLITE_CONNECT_ARGS
 endif
 
 # The demo's two weeks of single-window exports (business dates, Beijing time).

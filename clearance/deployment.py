@@ -39,11 +39,6 @@ STOP_ORDER = ("scheduler", "triggerer", "dag-processor", "api-server")  # stop s
 STOP_TIMEOUT_SECONDS = 60
 CATCHUP_FILE = "clearance_catchup_from"  # in AIRFLOW_HOME: where the local deployment's catch-up begins
 
-# SQLite lets one writer in at a time; with every component writing, a command beside them (a
-# backfill, a trigger) waits up to a minute for its turn instead of pysqlite's 5 s.
-# (AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS=clearance.deployment.SQLITE_CONNECT_ARGS)
-SQLITE_CONNECT_ARGS = {"timeout": 60}
-
 
 def airflow_home() -> Path:
     return Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
@@ -56,7 +51,8 @@ def deployment_env(port: int) -> dict:
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     base_url = f"http://127.0.0.1:{port}"
     if "sqlite" in env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite"):
-        env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", "clearance.deployment.SQLITE_CONNECT_ARGS")
+        # commands beside the components wait for SQLite's lock (see clearance.airflow_db)
+        env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", "clearance.airflow_db.SQLITE_CONNECT_ARGS")
     for key, value in {
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         # LocalExecutor forks this many workers: one per core, not Airflow's default of 32

@@ -136,8 +136,9 @@ class Deployment:
         }
         if database_url:
             self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
+            self.env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", None)  # SQLite's, set by the Makefile
         else:  # as the Makefile sets it for every command beside a SQLite deployment
-            self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "clearance.deployment.SQLITE_CONNECT_ARGS"
+            self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "clearance.airflow_db.SQLITE_CONNECT_ARGS"
         self.log = open(folder / "deployment.log", "w")
         self.process = subprocess.Popen([sys.executable, "-m", "clearance.deployment", "serve"], env=self.env,
                                         stdout=self.log, stderr=subprocess.STDOUT, cwd=PROJECT_DIR)
