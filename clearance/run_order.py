@@ -115,13 +115,14 @@ def take_turn(folder: Path, run_id: str, business_date: str, run_finished: Calla
         if holder is not None and gone(holder):
             holder = None
         waiting = [w for w in waiting if not gone(w)]
+        if holder is not None and holder.run_id == run_id:  # asked again (a retried task): still ours
+            _write(path, holder, waiting)
+            return None
         me = next((w for w in waiting if w.run_id == run_id), None)
-        if holder is not None and holder.run_id == run_id:
-            me = holder
-        elif me is None:
+        if me is None:
             me = Turn(run_id, business_date, time.time(), hand_run_lock)
             waiting.append(me)
-        ahead = holder if holder is not None and holder.run_id != run_id else min(waiting, key=Turn.order)
+        ahead = holder if holder is not None else min(waiting, key=Turn.order)
         if ahead.run_id == run_id:
             holder, ahead = me, None
             waiting = [w for w in waiting if w.run_id != run_id]
