@@ -14,10 +14,11 @@ from datetime import timedelta
 from airflow.sdk import Asset, AsyncCallback, CronTriggerTimetable, DeadlineAlert, DeadlineReference, dag, task
 
 from clearance import notify, orchestration, pipeline
-from clearance.config import settings
 
-# Downstream DAGs can be scheduled on it: every night that publishes marks it, with the business date.
-PUBLISHED_WAREHOUSE = Asset(name="clearance_warehouse", uri=settings().warehouse.as_uri())
+# Downstream DAGs can be scheduled on it: every night that publishes marks it, with the business date
+# and the warehouse's path. Its name is its URI: a downstream DAG names it as Asset("clearance_warehouse")
+# whatever the deployment's paths (Airflow 3.3 gives a DAG scheduled on Asset.ref(name=...) no events).
+PUBLISHED_WAREHOUSE = Asset("clearance_warehouse")
 DEADLINE, AFTER_START = orchestration.publish_deadline()
 
 
