@@ -216,16 +216,28 @@ def trigger_nights(days: list[date]) -> list[str]:
 
 def backfill_nights(first: date, last: date) -> list[str]:
     """An Airflow backfill of business dates first..last (their logical dates are the next days, 02:00 Beijing)."""
-    from airflow.models.backfill import BackfillDagRun, ReprocessBehavior, _create_backfill
+    from airflow.models.backfill import AlreadyRunningBackfill, BackfillDagRun, ReprocessBehavior, _create_backfill
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     _wait_for_dag()
-    backfill = _create_backfill(
-        dag_id=DAG_ID, from_date=scheduled_logical_date(first), to_date=scheduled_logical_date(last),
-        max_active_runs=1, reverse=False, dag_run_conf=None, triggering_user_name=getpass.getuser(),
-        # the dates were asked for: nights that ran before run again
-        reprocess_behavior=ReprocessBehavior.COMPLETED)
+    told = False
+    while True:
+        try:
+            backfill = _create_backfill(
+                dag_id=DAG_ID, from_date=scheduled_logical_date(first), to_date=scheduled_logical_date(last),
+                max_active_runs=1, reverse=False, dag_run_conf=None, triggering_user_name=getpass.getuser(),
+                # the dates were asked for: nights that ran before run again
+                reprocess_behavior=ReprocessBehavior.COMPLETED)
+            break
+        except AlreadyRunningBackfill:
+            # Airflow runs one backfill of a DAG at a time (and marks one complete up to 30 s after
+            # its last night): this one waits for its turn rather than fail
+            if not told:
+                _say("clearance_nightly: another backfill of clearance_nightly is in progress; "
+                     f"business dates {first}..{last} wait for it")
+                told = True
+            time.sleep(5)
     with create_session() as session:
         rows = session.execute(select(BackfillDagRun).where(BackfillDagRun.backfill_id == backfill.id)
                                .order_by(BackfillDagRun.sort_ordinal)).scalars().all()
