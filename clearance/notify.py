@@ -147,6 +147,15 @@ def send(subject: str, body: str) -> None:
             time.sleep(SEND_PAUSE_SECONDS)
 
 
+def _after_publish(context, task_id: str) -> bool:
+    """Whether the failed task runs only once the night was published (the dashboard, the exports)."""
+    dag = context.get("dag")
+    try:
+        return "publish_warehouse" in dag.get_task(task_id).get_flat_relative_ids(upstream=True)
+    except Exception:  # noqa: BLE001 - no DAG or no such task in the context: nothing after publishing failed
+        return False
+
+
 def failure_notice(context) -> tuple[str, str]:
     """Subject and body of the mail for a failed run, from the DAG callback's context."""
     dag_run, ti = context.get("dag_run"), context.get("ti")
@@ -158,7 +167,8 @@ def failure_notice(context) -> tuple[str, str]:
     lines = [
         f"The nightly clearance run for business date {day} failed in task {task}"
         + (f" (try {ti.try_number})." if ti is not None else "."),
-        "The published warehouse is still the previous night's.",
+        (f"The warehouse of business date {day} was published; {task} did not finish after it."
+         if _after_publish(context, task) else "The published warehouse is still the previous night's."),
         "",
         f"Error:\n{error}",
         "",
