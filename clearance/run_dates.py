@@ -52,11 +52,21 @@ def migrate_metadata_db() -> None:
 
 
 def run_here(days: list[date]) -> int:
-    """Each night under dag.test() in this process, holding the hand-run lock."""
-    import pendulum
-
+    """Each night under dag.test() in this process, holding the hand-run lock (taken first: a second
+    hand run fails at once, before it touches the metadata database)."""
     from clearance.config import settings
     from clearance.run_order import NightInProgressError, hand_run_lock, state_folder
+
+    try:
+        with hand_run_lock(state_folder(settings()), f"{days[0]}..{days[-1]}") as lock:
+            return _test_nights(days, lock)
+    except NightInProgressError as exc:
+        print(f"clearance_nightly: {exc}", file=sys.stderr)
+        return 1
+
+
+def _test_nights(days: list[date], lock: str) -> int:
+    import pendulum
 
     migrate_metadata_db()
     # dag.test() logs "No tasks to run" every second while a task waits for a retry
@@ -70,20 +80,15 @@ def run_here(days: list[date]) -> int:
     dag.start_date = None
     for task in dag.tasks:
         task.start_date = None
-    try:
-        with hand_run_lock(state_folder(settings()), f"{days[0]}..{days[-1]}") as lock:
-            for day in days:
-                logical = pendulum.instance(scheduled_logical_date(day))
-                print(f"clearance_nightly: business date {day} (logical date {logical.isoformat()})", flush=True)
-                dag_run = dag.test(logical_date=logical, run_conf={"business_date": day.isoformat(), "wait": False,
-                                                                   "hand_run_lock": lock})
-                state = str(getattr(dag_run, "state", "unknown"))
-                if not state.endswith("success"):
-                    print(f"clearance_nightly: business date {day} ended {state}; later dates not run", file=sys.stderr)
-                    return 1
-    except NightInProgressError as exc:
-        print(f"clearance_nightly: {exc}", file=sys.stderr)
-        return 1
+    for day in days:
+        logical = pendulum.instance(scheduled_logical_date(day))
+        print(f"clearance_nightly: business date {day} (logical date {logical.isoformat()})", flush=True)
+        dag_run = dag.test(logical_date=logical, run_conf={"business_date": day.isoformat(), "wait": False,
+                                                           "hand_run_lock": lock})
+        state = str(getattr(dag_run, "state", "unknown"))
+        if not state.endswith("success"):
+            print(f"clearance_nightly: business date {day} ended {state}; later dates not run", file=sys.stderr)
+            return 1
     return 0
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import duckdb
 import pytest
 
 from clearance.pipeline import business_date_for
+from clearance.run_order import hand_run_alive
 from clearance.simulator import simulate
 from clearance.mailsink import start as start_mailsink
 from tests.conftest import PROJECT_DIR, state_file
@@ -95,12 +97,23 @@ def test_nightly_dag_run_under_airflow_publishes_the_warehouse(tmp_path):
     sink, mail = start_mailsink(tmp_path / "mail", port)
     env = airflow_env(tmp_path, inbox, warehouse, port)
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
+    lock = warehouse.parent / "_state" / "hand_run.lock"
     try:
-        run = subprocess.run([sys.executable, "-m", "clearance.run_dates", "2026-11-18", "2026-11-19"],
-                             env=env, capture_output=True, text=True, cwd=PROJECT_DIR)
+        run = subprocess.Popen([sys.executable, "-m", "clearance.run_dates", "2026-11-18", "2026-11-19"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT_DIR)
+        until = time.monotonic() + 120
+        while not (lock.exists() and hand_run_alive(str(lock))) and run.poll() is None and time.monotonic() < until:
+            time.sleep(0.2)
+        # a second hand run while the first is in progress (make run twice) fails at once, changing nothing
+        second = subprocess.run([sys.executable, "-m", "clearance.run_dates", "2026-11-19"],
+                                env=env, capture_output=True, text=True, cwd=PROJECT_DIR, timeout=60)
+        out, err = run.communicate(timeout=900)
     finally:
         sink.stop()
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.returncode == 0, out[-3000:] + err[-3000:]
+    assert second.returncode == 1
+    assert ("another hand run of clearance_nightly is in progress (business date 2026-11-18..2026-11-19"
+            in second.stderr), second.stderr[-2000:]
 
     listed = {e["name"]: e["rows"] for f in folders for e in json.loads((f / "MANIFEST.json").read_text())["files"]}
     with duckdb.connect(str(warehouse), read_only=True) as con:
