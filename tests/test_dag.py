@@ -171,3 +171,23 @@ def test_operators_are_mailed_when_a_task_fails(tmp_path):
     assert f"File named in the error: {broken}" in body
     assert "(try 1)" in body  # bad input is not retried
     assert not (tmp_path / "warehouse" / "clearance.duckdb").exists()
+
+
+def test_bad_input_fails_at_once_and_transient_faults_retry_after_the_delay():
+    import smtplib
+
+    from airflow.sdk.definitions.retry_policy import RetryAction
+
+    from clearance.ingest import DeliveryError
+    from clearance.orchestration import NightRetryPolicy
+    from clearance.warehouse import AccountingError, StateInUseError
+
+    policy = NightRetryPolicy(timedelta(seconds=300))
+    for bad_input in (DeliveryError("MANIFEST.json", "rows must be a count"), AccountingError("3 rows lost")):
+        assert policy.evaluate(bad_input, try_number=1, max_tries=3).action == RetryAction.FAIL
+    for transient in (StateInUseError("in use by another run"), smtplib.SMTPServerDisconnected("gone"),
+                      ConnectionRefusedError(111, "refused")):
+        decision = policy.evaluate(transient, try_number=1, max_tries=3)
+        assert (decision.action, decision.retry_delay) == (RetryAction.RETRY, timedelta(seconds=300)), transient
+    # anything else (a bug, a killed task) retries as the task is configured
+    assert policy.evaluate(KeyError("x"), try_number=1, max_tries=3).action == RetryAction.DEFAULT
