@@ -51,19 +51,63 @@ def inbox(tmp_path_factory):
     return folder
 
 
-def run_by_hand(inbox: Path, warehouse: Path, count: int) -> Path:
-    """The first nights run one by one outside Airflow: what the deployment must publish."""
-    nights = ", ".join(repr(d.isoformat()) for d in NIGHTS[:count])
-    subprocess.run([sys.executable, "-c", f"from clearance.pipeline import run_business_date as r\nfor d in [{nights}]: r(d)"],
-                   env={**os.environ, "CLEARANCE_INBOX": str(inbox), "CLEARANCE_WAREHOUSE": str(warehouse),
-                        "CLEARANCE_DASHBOARD": str(warehouse.parent / "dashboard.html")},
-                   check=True, capture_output=True, cwd=PROJECT_DIR)
-    return warehouse
+# The nights run one by one outside Airflow, in a process of their own; after some of them the compared
+# tables are copied into a DuckDB file of their own (what a deployment that ran that many must publish).
+BY_HAND = """
+import sys
+import duckdb
+from clearance.pipeline import run_business_date
+warehouse, folder, tables, nights, snapshots = sys.argv[1], sys.argv[2], sys.argv[3].split(","), sys.argv[4].split(","), sys.argv[5].split(",")
+for count, night in enumerate(nights, 1):
+    run_business_date(night)
+    if str(count) in snapshots:
+        with duckdb.connect(f"{folder}/after_{count}_nights.duckdb") as con:
+            con.execute(f"ATTACH '{warehouse}' AS published (READ_ONLY)")
+            for table in tables:
+                con.execute(f"CREATE TABLE {table} AS SELECT * FROM published.{table}")
+"""
+
+
+class NightsByHand:
+    """What the deployments must publish: the first nights run one by one with `run_business_date`,
+    started in the background so that they run while a deployment starts."""
+
+    def __init__(self, inbox: Path, folder: Path, nights: int, snapshots: tuple[int, ...]) -> None:
+        self.folder, self.output = folder, None
+        warehouse = folder / "warehouse" / "clearance.duckdb"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", BY_HAND, str(warehouse), str(folder), ",".join(COMPARED_TABLES),
+             ",".join(d.isoformat() for d in NIGHTS[:nights]), ",".join(map(str, snapshots))],
+            env={**os.environ, "CLEARANCE_INBOX": str(inbox), "CLEARANCE_WAREHOUSE": str(warehouse),
+                 "CLEARANCE_DASHBOARD": str(folder / "dashboard.html")},
+            cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def after(self, nights: int) -> Path:
+        """The compared tables as they were after that many nights (waits for the nights by hand)."""
+        if self.output is None:
+            self.output, _ = self.process.communicate(timeout=900)
+        assert self.process.returncode == 0, self.output[-3000:]
+        return self.folder / f"after_{nights}_nights.duckdb"
+
+    def stop(self) -> None:
+        if self.output is None:
+            self.process.kill()
+            self.process.communicate()
 
 
 @pytest.fixture(scope="module")
 def nights_by_hand(inbox, tmp_path_factory):
-    return run_by_hand(inbox, tmp_path_factory.mktemp("by_hand") / "clearance.duckdb", 5)
+    by_hand = NightsByHand(inbox, tmp_path_factory.mktemp("by_hand"), 5, snapshots=(3, 5))
+    yield by_hand
+    by_hand.stop()
+
+
+def published_night(warehouse: Path) -> str | None:
+    """The business date of the published warehouse, as an analyst sees it (None before the first)."""
+    if not warehouse.exists():
+        return None
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute("SELECT business_date::VARCHAR FROM run_context").fetchone()[0]
 
 
 class PostgresServer:
@@ -132,6 +176,8 @@ class Deployment:
             "CLEARANCE_OPERATOR_EMAILS": "night-duty@customs.example",
             # a killed task is retried once, soon; the runs take their turns quickly
             "CLEARANCE_TASK_RETRIES": "1", "CLEARANCE_RETRY_DELAY_SECONDS": "2", "CLEARANCE_TURN_POKE_SECONDS": "2",
+            # the DAG files do not change: parsed once (and again for a failure callback), not every 30 s
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
             **settings,
         }
         if database_url:
@@ -210,12 +256,18 @@ def _sid(pid: int) -> int | None:
         return None
 
 
+def make(deployment: Deployment, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """A make target of the project, as an operator runs it beside the deployment."""
+    return subprocess.run(["make", "--no-print-directory", "-C", str(PROJECT_DIR), *args], env=deployment.env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
 ANALYST_DAG = re.search(r"```python\n(# dags/after_the_night\.py.*?)```",
                         (PROJECT_DIR / "README.md").read_text(encoding="utf-8"), re.S)
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory, inbox):
+def deployment(tmp_path_factory, inbox, nights_by_hand):
     """The SQLite deployment. Its scheduler also catches up from two days ago (nights with no delivery:
     they wait for it) with a publish deadline one minute after the start, long past."""
     folder = tmp_path_factory.mktemp("deployment")
@@ -232,7 +284,7 @@ def deployment(tmp_path_factory, inbox):
     running.stop()
 
 
-def check_nights(deployment: Deployment, nights_by_hand: Path, backfilled: int = 4) -> None:
+def check_nights(deployment: Deployment, nights_by_hand: NightsByHand, backfilled: int = 4) -> None:
     """A plain backfill of business dates, then one night by `make run`: in order, equal to the nights by hand."""
     backfill = deployment.airflow("backfill", "create", "--dag-id", "clearance_nightly",
                                   "--from-date", utc_logical(NIGHTS[0]), "--to-date", utc_logical(NIGHTS[backfilled - 1]))
@@ -249,22 +301,22 @@ def check_nights(deployment: Deployment, nights_by_hand: Path, backfilled: int =
     for before, after in zip(runs, runs[1:]):
         ended = max(t["end"] for t in before["tasks"].values())
         assert after["tasks"]["ingest_delivery"]["start"] >= ended, (before["business_date"], after["business_date"])
+    by_hand = nights_by_hand.after(backfilled + 1)
     for table in COMPARED_TABLES:
         with duckdb.connect(str(deployment.warehouse), read_only=True) as a, \
-                duckdb.connect(str(nights_by_hand), read_only=True) as b:
+                duckdb.connect(str(by_hand), read_only=True) as b:
             query = f"SELECT * FROM {table} ORDER BY ALL"
             assert a.execute(query).fetchall() == b.execute(query).fetchall(), table
 
 
-def test_the_same_nights_with_postgresql_as_the_metadata_database(tmp_path, inbox):
+def test_the_same_nights_with_postgresql_as_the_metadata_database(tmp_path, inbox, nights_by_hand):
     """Two backfilled nights and a triggered one (fewer than on SQLite: the suite's time)."""
-    by_hand = run_by_hand(inbox, tmp_path / "by_hand" / "clearance.duckdb", 3)
     postgres = PostgresServer()
     try:
         running = Deployment(tmp_path, inbox, database_url=postgres.url)
         try:
             assert "metadata database PostgreSQL" in running.tail(200)
-            check_nights(running, by_hand, backfilled=2)
+            check_nights(running, nights_by_hand, backfilled=2)
         finally:
             running.stop()
     finally:
@@ -278,15 +330,27 @@ def test_backfill_and_a_triggered_night_run_in_order_under_the_scheduler(deploym
     events = [e["extra"]["business_date"] for e in json.loads(probe.stdout.strip().splitlines()[-1])
               if e["asset"] == "clearance_warehouse"]
     assert sorted(events) == [d.isoformat() for d in NIGHTS[:5]]
+    reports = [deployment.folder / "analysts" / f"{d}.csv" for d in NIGHTS[:5]]
     until = time.monotonic() + 120
-    while not (deployment.folder / "analysts" / f"{NIGHTS[4]}.csv").exists() and time.monotonic() < until:
+    while not all(r.exists() for r in reports) and time.monotonic() < until:
         time.sleep(2)
-    report = (deployment.folder / "analysts" / f"{NIGHTS[4]}.csv").read_text(encoding="utf-8").splitlines()
-    assert report[0] == "port,median_hours" and len(report) > 1
+    for report in reports:
+        assert report.exists(), (report, deployment.tail())
+        lines = report.read_text(encoding="utf-8").splitlines()
+        assert lines[0] == "port,median_hours" and len(lines) > 1, report
+
+
+def test_make_backfill_prints_each_failed_night_and_exits_non_zero(deployment):
+    night = "2026-11-20"  # between the simulated nights and the catch-up: no delivery
+    backfill = make(deployment, "backfill", f"FROM={night}", f"TO={night}")
+    assert backfill.returncode != 0
+    assert f"business date {night} failed" in backfill.stdout, backfill.stdout + backfill.stderr
+    assert f"{deployment.inbox}/{night}/MANIFEST.json" in backfill.stdout  # the error's lines
 
 
 def test_a_task_killed_under_the_scheduler_is_mailed_and_the_next_run_completes(deployment):
     night = NIGHTS[5].isoformat()
+    published = published_night(deployment.warehouse)
     killer = subprocess.Popen([sys.executable, "-m", "tests.airflow_probe", "kill-task", "build_warehouse",
                                str(deployment.session_of("scheduler")), "2"],  # the try and its retry
                               env=deployment.env, cwd=PROJECT_DIR, stdout=subprocess.PIPE, text=True)
@@ -296,13 +360,14 @@ def test_a_task_killed_under_the_scheduler_is_mailed_and_the_next_run_completes(
     [notice] = deployment.mails(f"business date {night}: build_warehouse failed")
     body = html.unescape(notice.get_body(("html", "plain")).get_content())
     assert "(try 2)" in body and "killed" in body and "Task log: " in body
-    with duckdb.connect(str(deployment.warehouse), read_only=True) as con:  # analysts keep the night before
-        assert con.execute("SELECT business_date::VARCHAR FROM run_context").fetchone() != (night,)
+    assert "The published warehouse is still the previous night's." in body
+    assert published_night(deployment.warehouse) == published  # analysts keep the night before
 
-    again = deployment.python("-m", "clearance.run_dates", night)
+    # the operator reruns the night with make backfill: it prints the night's outcome
+    again = make(deployment, "backfill", f"FROM={night}", f"TO={night}")
     assert again.returncode == 0, again.stdout + again.stderr
-    with duckdb.connect(str(deployment.warehouse), read_only=True) as con:
-        assert con.execute("SELECT business_date::VARCHAR FROM run_context").fetchone() == (night,)
+    assert f"business date {night} success" in again.stdout
+    assert published_night(deployment.warehouse) == night
 
 
 def test_a_run_triggered_without_a_logical_date_that_fails_is_mailed_with_its_business_date(deployment):
@@ -322,12 +387,14 @@ def test_a_night_not_published_by_the_deadline_is_mailed(deployment):
     night = deployment.catch_up_from.isoformat()
     [notice] = deployment.mails(f"business date {night} not published by 02:01 Beijing time")
     assert "waiting for the delivery" in html.unescape(notice.get_body(("html", "plain")).get_content())
+    # backfills and hand runs have no deadline: someone is watching them
+    late = [m["Subject"] for _, _, m in deployment.mail.received if "not published by" in m["Subject"]]
+    assert not [s for s in late if any(d.isoformat() in s for d in NIGHTS)], late
 
 
 def test_make_run_without_a_delivery_fails_at_once_naming_the_manifest(deployment):
     started = time.monotonic()
-    run = subprocess.run(["make", "--no-print-directory", "-C", str(PROJECT_DIR), "run", "DATE=2026-12-31"],
-                         env=deployment.env, capture_output=True, text=True, timeout=120)
+    run = make(deployment, "run", "DATE=2026-12-31", timeout=120)
     took = time.monotonic() - started
     assert run.returncode != 0
     assert f"{deployment.inbox}/2026-12-31/MANIFEST.json does not exist" in run.stderr
