@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -380,6 +379,14 @@ def test_a_run_triggered_without_a_logical_date_that_fails_is_mailed_with_its_bu
     assert notices, deployment.tail()
     body = html.unescape(notices[-1].get_body(("html", "plain")).get_content())
     assert f"{deployment.inbox}/{before}/MANIFEST.json" in body or f"{deployment.inbox}/{after}/MANIFEST.json" in body
+
+
+def test_the_scheduler_catches_up_the_nights_since_the_configured_date(deployment):
+    """CLEARANCE_CATCHUP_FROM is two days ago: the scheduler started both nights since by itself, no older one."""
+    scheduled = sorted(r["business_date"] for r in deployment.runs(0, "scheduled__"))
+    nights = [deployment.catch_up_from + timedelta(days=n) for n in range(3)]
+    # (before 02:00 Beijing yesterday's night is not due yet)
+    assert scheduled == [d.isoformat() for d in nights if scheduled_logical_date(d) <= datetime.now(BEIJING)]
 
 
 def test_a_night_not_published_by_the_deadline_is_mailed(deployment):
