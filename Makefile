@@ -1,6 +1,10 @@
 # The project's interface. On a machine with only python3, pip and make:
-#   make demo   simulate two weeks of exports, run the nightly DAG for each day under Airflow
-#   make test   the test suite
+#   make demo      simulate two weeks of exports, run the nightly DAG for each day under Airflow
+#   make test      the test suite
+#   make airflow   the local deployment in the foreground (scheduler, DAG processor, triggerer,
+#                  API server on 127.0.0.1:$(AIRFLOW_PORT)); Ctrl-C stops it
+#   make run DATE=YYYY-MM-DD             one night, through the running deployment if one is up
+#   make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD   business dates, inclusive, in the running deployment
 SHELL := /bin/bash
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
@@ -11,6 +15,10 @@ export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# With SQLite every command beside a running deployment waits for the database lock up to a minute.
+ifeq ($(AIRFLOW__DATABASE__SQL_ALCHEMY_CONN),)
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS ?= clearance.airflow_db.SQLITE_CONNECT_ARGS
+endif
 
 # The demo's two weeks of single-window exports (business dates, Beijing time).
 DEMO_START ?= 2026-11-01
@@ -21,7 +29,9 @@ DEMO_SMTP_PORT ?= 0
 DEMO_MAIL_DIR ?= $(CURDIR)/warehouse/mail
 DEMO_END = $(shell $(PY) -c "import datetime as d; print(d.date.fromisoformat('$(DEMO_START)') + d.timedelta(days=$(DEMO_DAYS) - 1))")
 
-.PHONY: env airflow-db browser pdf demo run rebuild recover bench simulate report test clean
+AIRFLOW_PORT ?= 8080
+
+.PHONY: env airflow-db airflow backfill browser pdf postgres demo run rebuild recover bench report test clean
 
 # uv is installed into the project environment when it is missing; everything else comes from uv.lock.
 $(UV):
@@ -78,10 +88,22 @@ demo: airflow-db pdf
 	@echo "Time Release Study reports (HTML and PDF): $$(dirname $${CLEARANCE_DASHBOARD:-$(CURDIR)/dashboards/clearance_dashboard.html})/time_release_study/index.html"
 	@echo "Warehouse: $(CURDIR)/warehouse/clearance.duckdb — query it with: .venv/bin/python -m clearance.query \"SELECT ...\""
 
-# Rerun or catch up one business date by hand: make run DATE=2026-11-20
-run: airflow-db
+# The local deployment, in the foreground: Ctrl-C stops every component. SQLite in $(AIRFLOW_HOME)
+# unless AIRFLOW__DATABASE__SQL_ALCHEMY_CONN says otherwise (see README, "Deployment").
+airflow: env
+	AIRFLOW_PORT=$(AIRFLOW_PORT) $(PY) -m clearance.deployment serve
+
+# Rerun or catch up one business date by hand: make run DATE=2026-11-20. Through the running
+# deployment when one is up, else in this process; fails at once when the delivery is absent.
+run: env
 	@test -n "$(DATE)" || (echo "usage: make run DATE=YYYY-MM-DD"; exit 2)
 	$(PY) -m clearance.run_dates $(DATE)
+
+# Business dates FROM..TO (Beijing, inclusive) as an Airflow backfill of the running deployment;
+# prints each night's outcome, fails if any night failed.
+backfill: env
+	@test -n "$(FROM)" -a -n "$(TO)" || (echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2)
+	$(PY) -m clearance.deployment backfill $(FROM) $(TO)
 
 report: env
 	$(PY) -m clearance.report
@@ -112,9 +134,19 @@ browser:
 		else echo "the dashboard test needs: sudo apt-get install chromium fonts-noto-cjk"; fi; \
 	fi
 
+# The deployment test runs Airflow on PostgreSQL too: Debian's postgresql, started by the test itself
+# in a temporary folder (installed here when missing and running as root, as on CI).
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing postgresql (apt-get)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+		else echo "the PostgreSQL test needs: sudo apt-get install postgresql"; fi; \
+	fi
+
 # The test files run on two workers (pytest-xdist, a file's tests together): the machine has two cores.
 TEST_WORKERS ?= 2
-test: env browser pdf
+test: env browser pdf postgres
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 clean:

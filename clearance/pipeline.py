@@ -71,9 +71,9 @@ def send_alerts(build_id: str, business_date: str) -> dict:
 def publish(build_id: str, business_date: str) -> str:
     from clearance.publish import publish as publish_warehouse
 
-    published = publish_warehouse(settings(), build_id, business_date)
+    # the night's work folder goes first: once the new file is swapped in nothing may fail
     shutil.rmtree(run_work_dir(business_date), ignore_errors=True)
-    return str(published)
+    return str(publish_warehouse(settings(), build_id, business_date))
 
 
 def build_dashboard() -> str:

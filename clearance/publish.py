@@ -159,11 +159,14 @@ def publish(settings: Settings, build_id: str, business_date: str) -> Path:
     settings.versions_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
     os.link(target, settings.versions_dir / f"{settings.warehouse.stem}.{business_date}.{stamp}.duckdb")
-    os.replace(target, settings.warehouse)
+    # Clean up before the swap, so that the swap is the last thing that can fail: a run that fails
+    # has published nothing, a run that swapped has succeeded. The live file is still kept here, and
+    # the files of the new one are named in versions/.
     versions = sorted(settings.versions_dir.glob(f"{settings.warehouse.stem}.*.duckdb"), key=lambda p: p.stat().st_mtime_ns)
     for old in versions[: max(len(versions) - settings.keep_versions, 0)]:
         old.unlink()
     removed = remove_unreferenced_partitions(settings, current)
+    os.replace(target, settings.warehouse)
     log.info("published %s (business date %s): %d monthly files rewritten, %d old ones removed",
              settings.warehouse, business_date, len(written), removed)
     return settings.warehouse

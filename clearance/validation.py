@@ -32,6 +32,11 @@ def latest_allowed_time(export_date: str) -> str:
     return (date.fromisoformat(export_date) + timedelta(days=2)).strftime("%Y-%m-%d 00:00:00")
 
 
+def results_folder(gx_root: Path) -> Path:
+    """Every validation result, one JSON file each, kept (the layout of a file-backed GX project)."""
+    return gx_root / "gx" / "uncommitted" / "validations"
+
+
 def mark_broken_rows(frame: pl.DataFrame) -> pl.DataFrame:
     """Rows with the wrong number of fields cannot be validated: their reason is known from ingest."""
     return frame.with_columns(
@@ -41,26 +46,34 @@ def mark_broken_rows(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 class DeliveryValidator:
-    """A file-backed GX context beside the warehouse: suites from expectations/, every validation
-    result kept in its store, Data Docs of the delivery's results built at the end."""
+    """A Great Expectations context of this run's own: suites from expectations/, every validation
+    result kept in the shared results folder beside the warehouse, Data Docs of the delivery's results
+    built at the end (clearance.data_docs).
+
+    The suites, checkpoints and data sources live in memory, so two runs validating at once (a
+    backfill beside the scheduled night) never race on GX's configuration stores; each result is
+    a file of its own in the results folder."""
 
     def __init__(self, gx_root: Path, docs_dir: Path) -> None:
         logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines drown the run's log
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # GX would otherwise send usage events out
         import great_expectations as gx  # heavy: imported inside the task, never at DAG parse time
-        from great_expectations.data_context.types.base import ProgressBarsConfig
+        from great_expectations.data_context.types.base import (
+            DataContextConfig, InMemoryStoreBackendDefaults, ProgressBarsConfig)
 
         self._gx = gx
         self.docs_dir, self.gx_root = docs_dir, gx_root
-        self.context = gx.get_context(mode="file", project_root_dir=str(gx_root))
+        stores = InMemoryStoreBackendDefaults()
+        stores.stores[stores.validation_results_store_name]["store_backend"] = {
+            "class_name": "TupleFilesystemStoreBackend", "base_directory": str(results_folder(gx_root))}
+        self.context = gx.get_context(mode="ephemeral", project_config=DataContextConfig(
+            store_backend_defaults=stores,
+            progress_bars=ProgressBarsConfig(globally=False),
+            analytics_enabled=False,
+        ))
         os.chmod(gx_root, 0o700)  # its stored results hold the failing values; analysts read the Data Docs
-        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.docs = DataDocs(self.context, docs_dir)
-        try:
-            source = self.context.data_sources.get("single_window")
-        except (KeyError, ValueError):
-            source = self.context.data_sources.add_pandas("single_window")
-        self.source = source
+        self.source = self.context.data_sources.add_pandas("single_window")
         self.checkpoints = {}
 
     def _checkpoint(self, kind: str):

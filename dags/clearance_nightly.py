@@ -1,53 +1,53 @@
 """clearance_nightly: the night's single-window delivery in, the published clearance warehouse out.
 
-Runs at 02:00 Beijing time for the previous Beijing business date. The steps live in
-`clearance.pipeline`; this file only wires them. Nothing heavy is imported at parse time.
+Runs at 02:00 Beijing time for the previous Beijing business date, one night at a time in
+business-date order whatever started the run (scheduler, catch-up, backfill, `make run`). The
+steps live in `clearance.pipeline`, the orchestration in `clearance.orchestration` and the
+operators' mail in `clearance.notify`; this file only wires them. Nothing heavy is imported at
+parse time.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
-import pendulum
-from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-from airflow.sdk import CronTriggerTimetable, dag, task
+from airflow.sdk import Asset, AsyncCallback, CronTriggerTimetable, DeadlineAlert, DeadlineReference, dag, task
 
-from clearance import pipeline
+from clearance import notify, orchestration, pipeline
 
-# Operators hear of a failed task by mail (connection smtp_default), not by the deprecated email_on_failure.
-notify_operators = SmtpNotifier(
-    to=os.environ.get("CLEARANCE_OPERATOR_EMAILS", "clearance-operators@localhost").split(","),
-    smtp_conn_id="smtp_default",
-    subject="[clearance_nightly] task {{ ti.task_id }} failed (logical date {{ logical_date }})",
-)
+# Downstream DAGs can be scheduled on it: every night that publishes marks it, with the business date
+# and the warehouse's path. Its name is its URI: a downstream DAG names it as Asset("clearance_warehouse")
+# whatever the deployment's paths (Airflow 3.3 gives a DAG scheduled on Asset.ref(name=...) no events).
+PUBLISHED_WAREHOUSE = Asset("clearance_warehouse")
+DEADLINE, AFTER_START = orchestration.publish_deadline()
 
 
 @dag(
-    dag_id="clearance_nightly",
+    dag_id=orchestration.DAG_ID,
     schedule=CronTriggerTimetable("0 2 * * *", timezone="Asia/Shanghai"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
-    catchup=False,
-    # Each run builds on the state the previous one left: never two at once.
-    max_active_runs=1,
-    default_args={"retries": 0, "on_failure_callback": notify_operators},
+    start_date=orchestration.catchup_start(),
+    # Missed nights run when the scheduler is back, oldest first; where catch-up begins is a setting.
+    catchup=True,
+    is_paused_upon_creation=False,
+    # Runs may be active together (a night waiting for its delivery must not hold up a hand run);
+    # they take turns to write the state: see wait_for_earlier_nights.
+    max_active_runs=4,
+    default_args=orchestration.task_defaults(),
+    on_failure_callback=notify.night_failed,
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=AFTER_START,
+        callback=AsyncCallback(notify.night_not_published, kwargs={"deadline": DEADLINE}),
+    ),
     tags=["customs", "clearance"],
     doc_md=__doc__,
 )
 def clearance_nightly():
     @task
     def business_date(**context) -> str:
-        """The Beijing business date this run processes (not Airflow's UTC `ds`).
-
-        A run triggered by hand may have no logical date in Airflow 3: it is then the day before
-        the run's own time (`run_after`), as for a scheduled run.
-        """
-        return pipeline.business_date_for(context.get("logical_date") or context["dag_run"].run_after)
-
-    @task.sensor(poke_interval=timedelta(minutes=5), timeout=timedelta(hours=10), mode="reschedule")
-    def wait_for_delivery(day: str) -> bool:
-        """MANIFEST.json is written last: until it exists the delivery is incomplete."""
-        return pipeline.manifest_path(day).exists()
+        """The Beijing business date this run processes (not Airflow's UTC `ds`): conf `business_date`,
+        else the day before the logical date, else (triggered without one) the day before `run_after`."""
+        return orchestration.business_date_of_run(context["dag_run"])
 
     @task
     def ingest_delivery(day: str) -> list[dict]:
@@ -73,10 +73,12 @@ def clearance_nightly():
         pipeline.send_alerts(build_id, day)
         return build_id
 
-    @task
-    def publish_warehouse(build_id: str, day: str) -> str:
+    @task(outlets=[PUBLISHED_WAREHOUSE])
+    def publish_warehouse(build_id: str, day: str, *, outlet_events) -> str:
         """Write the changed months' Parquet files and a new warehouse file; swap it in atomically."""
-        return pipeline.publish(build_id, day)
+        published = pipeline.publish(build_id, day)
+        outlet_events[PUBLISHED_WAREHOUSE].extra = {"business_date": day, "warehouse": published}
+        return published
 
     @task
     def build_dashboard(published: str) -> str:
@@ -94,8 +96,18 @@ def clearance_nightly():
         return pipeline.build_time_release_report(day)
 
     day = business_date()
+    delivered = orchestration.DeliverySensor(
+        task_id="wait_for_delivery", business_date=day,
+        poke_interval=300, timeout=int(timedelta(hours=10).total_seconds()),
+        doc_md="MANIFEST.json is written last: until it exists the delivery is incomplete. A scheduled run "
+               "waits for it (deferred, 10 hours at most); a run started by hand fails at once naming it.")
+    turn = orchestration.NightTurnSensor(
+        task_id="wait_for_earlier_nights", business_date=day,
+        poke_interval=orchestration.turn_poke_seconds(), timeout=int(timedelta(hours=12).total_seconds()),
+        doc_md="One night at a time, in business-date order: waits for the run of the night before and for "
+               "any run holding the pipeline's state (clearance.run_order).")
     reports = ingest_delivery(day)
-    wait_for_delivery(day) >> reports
+    delivered >> turn >> reports
     build_id = build_warehouse(validate_delivery(reports, day), day)
     published = publish_warehouse(send_stall_alerts(build_id, day), day)
     build_dashboard(published)

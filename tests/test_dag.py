@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import duckdb
 import pytest
 
 from clearance.pipeline import business_date_for
+from clearance.run_order import hand_run_alive
 from clearance_tools.mailsink import start as start_mailsink
 from clearance_tools.simulator import simulate
 from tests.conftest import PROJECT_DIR, state_file
@@ -28,12 +31,27 @@ def test_dag_folder_imports_under_airflow():
     assert bag.import_errors == {}
     dag = bag.dags["clearance_nightly"]
     assert [t.task_id for t in dag.topological_sort()] == [
-        "business_date", "wait_for_delivery", "ingest_delivery", "validate_delivery", "build_warehouse",
+        "business_date", "wait_for_delivery", "wait_for_earlier_nights", "ingest_delivery", "validate_delivery", "build_warehouse",
         "send_stall_alerts", "publish_warehouse", "build_dashboard", "export_for_analysts",
         "build_time_release_report",
     ]
-    assert dag.max_active_runs == 1 and not dag.catchup
+    assert dag.catchup and dag.on_failure_callback is not None
     assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 2 * * *", "Asia/Shanghai")
+    assert [a.name for a in dag.get_task("publish_warehouse").outlets] == ["clearance_warehouse"]
+
+
+def test_catch_up_begins_at_the_configured_business_date(monkeypatch):
+    from clearance.orchestration import catchup_start, publish_deadline
+
+    monkeypatch.setenv("CLEARANCE_CATCHUP_FROM", "2026-11-20")
+    # the first run the scheduler makes is business date 2026-11-20's, at 02:00 Beijing on the 21st
+    assert catchup_start() == datetime(2026, 11, 21, tzinfo=timezone(timedelta(hours=8)))
+    monkeypatch.delenv("CLEARANCE_CATCHUP_FROM")
+    # unset: the night before the day of parsing, not a year of runs
+    assert catchup_start(datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)) == datetime(2026, 12, 1, tzinfo=timezone(timedelta(hours=8)))
+    assert publish_deadline() == ("08:00", timedelta(hours=6))
+    monkeypatch.setenv("CLEARANCE_PUBLISH_DEADLINE", "07:30")
+    assert publish_deadline() == ("07:30", timedelta(hours=5, minutes=30))
 
 
 def test_dag_file_does_not_import_heavy_libraries_at_parse_time():
@@ -80,12 +98,23 @@ def test_nightly_dag_run_under_airflow_publishes_the_warehouse(tmp_path):
     sink, mail = start_mailsink(tmp_path / "mail", port)
     env = airflow_env(tmp_path, inbox, warehouse, port)
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
+    lock = warehouse.parent / "_state" / "hand_run.lock"
     try:
-        run = subprocess.run([sys.executable, "-m", "clearance.run_dates", "2026-11-18", "2026-11-19"],
-                             env=env, capture_output=True, text=True, cwd=PROJECT_DIR)
+        run = subprocess.Popen([sys.executable, "-m", "clearance.run_dates", "2026-11-18", "2026-11-19"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT_DIR)
+        until = time.monotonic() + 120
+        while not (lock.exists() and hand_run_alive(str(lock))) and run.poll() is None and time.monotonic() < until:
+            time.sleep(0.2)
+        # a second hand run while the first is in progress (make run twice) fails at once, changing nothing
+        second = subprocess.run([sys.executable, "-m", "clearance.run_dates", "2026-11-19"],
+                                env=env, capture_output=True, text=True, cwd=PROJECT_DIR, timeout=60)
+        out, err = run.communicate(timeout=900)
     finally:
         sink.stop()
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.returncode == 0, out[-3000:] + err[-3000:]
+    assert second.returncode == 1
+    assert ("another hand run of clearance_nightly is in progress (business date 2026-11-18..2026-11-19"
+            in second.stderr), second.stderr[-2000:]
 
     listed = {e["name"]: e["rows"] for f in folders for e in json.loads((f / "MANIFEST.json").read_text())["files"]}
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -134,6 +163,33 @@ def test_operators_are_mailed_when_a_task_fails(tmp_path):
         sink.stop()
     assert run.returncode == 1
     assert "SHA-256 does not match MANIFEST.json" in run.stdout + run.stderr
-    assert [(r, m["Subject"]) for _, r, m in mail.received] == [
-        (["night-duty@customs.example"], "[clearance_nightly] task ingest_delivery failed (logical date 2026-11-18 18:00:00+00:00)")]
+    [(recipients, message)] = [(r, m) for _, r, m in mail.received]
+    assert recipients == ["night-duty@customs.example"]
+    assert message["Subject"] == "[clearance_nightly] business date 2026-11-18: ingest_delivery failed"
+    body = html.unescape(message.get_body(("html", "plain")).get_content())
+    broken = inbox / "2026-11-18" / "cargo_event_20261118_01.csv"
+    assert "DeliveryError: cargo_event_20261118_01.csv: SHA-256 does not match MANIFEST.json" in body
+    assert f"File named in the error: {broken}" in body
+    assert "(try 1)" in body  # bad input is not retried
     assert not (tmp_path / "warehouse" / "clearance.duckdb").exists()
+
+
+def test_bad_input_fails_at_once_and_transient_faults_retry_after_the_delay():
+    import smtplib
+
+    from airflow.sdk.definitions.retry_policy import RetryAction
+
+    from clearance.ingest import DeliveryError
+    from clearance.orchestration import NightRetryPolicy
+    from clearance.loading import AccountingError
+    from clearance.state import StateInUseError
+
+    policy = NightRetryPolicy(timedelta(seconds=300))
+    for bad_input in (DeliveryError("MANIFEST.json", "rows must be a count"), AccountingError("3 rows lost")):
+        assert policy.evaluate(bad_input, try_number=1, max_tries=3).action == RetryAction.FAIL
+    for transient in (StateInUseError("in use by another run"), smtplib.SMTPServerDisconnected("gone"),
+                      ConnectionRefusedError(111, "refused")):
+        decision = policy.evaluate(transient, try_number=1, max_tries=3)
+        assert (decision.action, decision.retry_delay) == (RetryAction.RETRY, timedelta(seconds=300)), transient
+    # anything else (a bug, a killed task) retries as the task is configured
+    assert policy.evaluate(KeyError("x"), try_number=1, max_tries=3).action == RetryAction.DEFAULT
