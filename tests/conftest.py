@@ -44,6 +44,12 @@ def clearance_env(tmp_path, monkeypatch):
     return inbox, warehouse
 
 
+def pytest_unconfigure(config):
+    """The scratch Airflow home goes with the session (each xdist worker has its own)."""
+    if os.environ.get("AIRFLOW_HOME") == str(_AIRFLOW_HOME):
+        shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
 def pytest_terminal_summary(terminalreporter):
     """Where the browser tests left their screenshots."""
     from tests.browser import artifacts_dir
