@@ -94,13 +94,16 @@ class Report:
         return f"TRS_{self.month:%Y-%m}_{self.scope}_{self.kind.replace('_', '-')}"
 
 
-def reports_due(business_date: date, scopes: list[str]) -> list[Report]:
-    """The month-to-date reports of the business date's month; on the 1st, the month before's final ones."""
+def reports_due(business_date: date, scopes: list[str], written: set[tuple[str, str, str]] = frozenset()) -> list[Report]:
+    """The month-to-date reports of the business date's month, and the month before's final ones on the
+    1st or on any later night that finds them missing (the night of the 1st failed, or had no delivery).
+    `written` holds (YYYY-MM, kind, scope) of the reports already in the catalogue: a month that has its
+    final report gets no month-to-date one again (a rerun of an older night)."""
     month = business_date.replace(day=1)
-    due = [Report(month, "month_to_date", s) for s in scopes]
-    if business_date.day == 1:
-        previous = (month - timedelta(days=1)).replace(day=1)
-        due += [Report(previous, "final", s) for s in scopes]
+    previous = (month - timedelta(days=1)).replace(day=1)
+    due = [Report(month, "month_to_date", s) for s in scopes if (f"{month:%Y-%m}", "final", s) not in written]
+    due += [Report(previous, "final", s) for s in scopes
+            if business_date.day == 1 or (f"{previous:%Y-%m}", "final", s) not in written]
     return due
 
 
@@ -222,13 +225,12 @@ def interval(row: dict | None, name: str) -> str:
     return f"[{hours(lower) if lower is not None else 'n.r.'}, {hours(upper) if upper is not None else 'n.r.'}]"
 
 
-def verdict(row: dict | None, target: float | None) -> str:
-    """within, above or unknown: the backlog-aware median against a target."""
-    if row is None or target is None or not row["shipments"]:
+def verdict(mean_hours: float | None, target: float | None) -> str:
+    """within, above or unknown: a mean against a target. The targets and the national figures are
+    means (GACC's), so only a mean is judged against them, never a median."""
+    if mean_hours is None or target is None:
         return "unknown"
-    if row["median_hours"] is None:  # not reached: fewer than half released yet
-        return "unknown"
-    return "within" if row["median_hours"] <= target else "above"
+    return "within" if mean_hours <= target else "above"
 
 
 def _template() -> jinja2.Environment:
@@ -367,7 +369,8 @@ def build_reports(warehouse: Path, folder: Path, business_date: date | None = No
             raise RuntimeError(f"{warehouse} is built for business date {built_for}, not {business_date}: "
                                "the report would not show that night")
         scopes = [s["code"] for s in scopes_of(con)]
-        due = reports or reports_due(business_date, scopes)
+        catalogue = {(e["month"], e["kind"], e["scope"]): e for e in _catalogue(folder)}
+        due = reports or reports_due(business_date, scopes, set(catalogue))
         [(first_arrival,)] = con.execute("SELECT min(period_start) FROM mart_arrival_cohort_statistics "
                                          "WHERE grain = 'month'").fetchall()
         pages = []
@@ -376,7 +379,6 @@ def build_reports(warehouse: Path, folder: Path, business_date: date | None = No
                 log.info("no final report for %s: no shipment arrived that month", f"{report.month:%Y-%m}")
                 continue
             pages.append((report, collect(con, report)))
-    catalogue = {(e["month"], e["kind"], e["scope"]): e for e in _catalogue(folder)}
     # one font subset for every page of the night: the characters are those of the template and the
     # reference data, the same night after night, so the subset is made once and then reused
     drafts = [render_html(figures) for _, figures in pages]

@@ -142,5 +142,124 @@ def test_reports_due(reports):
     from clearance.time_release_study import Report, reports_due
 
     scopes = ["liaoning", "0900"]
-    assert reports_due(date(2026, 11, 17), scopes) == [Report(date(2026, 11, 1), "month_to_date", s) for s in scopes]
-    assert reports_due(date(2026, 12, 1), scopes)[2:] == [Report(date(2026, 11, 1), "final", s) for s in scopes]
+    october_final = {("2026-10", "final", s) for s in scopes}
+    month_to_date = [Report(date(2026, 11, 1), "month_to_date", s) for s in scopes]
+    assert reports_due(date(2026, 11, 17), scopes, october_final) == month_to_date
+    # the night of the 1st failed or had no delivery: the next night that runs writes the final reports
+    assert reports_due(date(2026, 11, 17), scopes, october_final - {("2026-10", "final", "0900")}) == [
+        *month_to_date, Report(date(2026, 10, 1), "final", "0900")]
+    # the 1st writes them again (the cut-off moved) even when they exist
+    assert reports_due(date(2026, 12, 1), scopes, {("2026-11", "final", s) for s in scopes})[2:] == [
+        Report(date(2026, 11, 1), "final", s) for s in scopes]
+    # a rerun of an older night: no month-to-date report beside a month's final one
+    assert reports_due(date(2026, 11, 17), scopes, october_final | {("2026-11", "final", "liaoning")}) == [
+        Report(date(2026, 11, 1), "month_to_date", "0900")]
+
+
+def html_tables(page: str) -> list[tuple[str, list[list[str]]]]:
+    """Every table of a report page with the heading above it: rows of cell texts, as a reader sees them."""
+    from html.parser import HTMLParser
+
+    class Tables(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.heading, self.tables, self.cell, self.in_heading = "", [], None, False
+
+        def handle_starttag(self, tag, attrs):
+            if tag in ("h2", "h3"):
+                self.heading, self.in_heading = ("" if tag == "h2" else self.heading.split(" / ")[0] + " / "), True
+            elif tag == "table":
+                self.tables.append((self.heading, []))
+            elif tag == "tr":
+                self.tables[-1][1].append([])
+            elif tag in ("td", "th"):
+                self.cell = [dict(attrs).get("class") or ""]
+            elif tag == "br" and self.cell is not None:
+                self.cell.append(" ")
+
+        def handle_endtag(self, tag):
+            if tag in ("h2", "h3"):
+                self.in_heading = False
+            elif tag in ("td", "th") and self.cell is not None:
+                self.tables[-1][1][-1].append((self.cell[0], re.sub(r"\s+", " ", "".join(self.cell[1:])).strip()))
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.in_heading:
+                self.heading += data.strip()
+            elif self.cell is not None:
+                self.cell.append(data)
+
+    parser = Tables()
+    parser.feed(page)
+    return parser.tables
+
+
+def test_every_section_shows_the_warehouse_figures_and_only_a_mean_is_judged_against_the_target(reports):
+    """Interval, slice, reform and backlog tables read row by row against their marts; the verdict
+    against the target (a mean, as the national figures) is given to the mean of the shipments
+    released in the month, never to a median."""
+    from clearance.time_release_study import SEGMENTS, hours, quantile
+
+    root, _, _ = reports
+    page = (root / "dashboards" / "time_release_study" / "TRS_2026-11_0900_final.html").read_text(encoding="utf-8")
+    tables = html_tables(page)
+
+    def table(heading_start: str) -> list[list[str]]:
+        [rows] = [rows for heading, rows in tables if heading.startswith(heading_start)]
+        return [[text for _, text in row] for row in rows[1:]]
+
+    with duckdb.connect(str(root / "clearance.duckdb"), read_only=True) as con:
+        def rows(sql, params=()):
+            cur = con.execute(sql, params)
+            return [dict(zip([d[0] for d in cur.description], r)) for r in cur.fetchall()]
+
+        segments = rows("SELECT * FROM mart_arrival_cohort_statistics WHERE grain = 'month' AND period_start = "
+                        "DATE '2026-11-01' AND scope = '0900' AND direction = 'export' AND dimension = 'all'")
+        ports = rows("SELECT * FROM mart_arrival_cohort_statistics WHERE grain = 'month' AND period_start = "
+                     "DATE '2026-11-01' AND scope = '0900' AND direction = 'export' AND dimension = 'port' "
+                     "AND segment = 'overall_clearance'")
+        effects = rows("SELECT * FROM mart_reform_measure_effects WHERE arrival_month = DATE '2026-11-01' AND scope = '0900'")
+        backlog = rows("SELECT direction, open_stage, count(*) AS shipments FROM mart_work_in_progress "
+                       "WHERE date_trunc('month', arrival_at) = DATE '2026-11-01' AND district_code = '0900' GROUP BY ALL")
+        [released] = rows("SELECT mean_hours, median_hours FROM mart_clearance_statistics WHERE grain = 'month' "
+                          "AND period_start = DATE '2026-11-01' AND direction = 'export' AND dimension = 'district' "
+                          "AND dimension_value = '0900' AND segment = 'overall_clearance'")
+        [(target,)] = con.execute("SELECT min(target_hours) FROM ref_clearance_targets WHERE direction = 'export' "
+                                  "AND is_operative AND district_code IS NULL").fetchall()
+
+    # time per interval, exports: every segment the cohort entered, its counts and estimates
+    labels = {code: zh for code, zh, _ in SEGMENTS}
+    shown = {row[0]: row for row in table("2. 各环节时间 Time per interval / 出口")}
+    assert len(segments) >= 3
+    for segment in segments:
+        [row] = [r for label, r in shown.items() if label.startswith(labels[segment["segment"]])]
+        assert row[1:5] == [str(segment["shipments"]), str(segment["completed"]), str(segment["still_open"]),
+                            hours(segment["released_only_mean_hours"])], segment["segment"]
+        assert row[6].startswith(quantile(segment, "median")), segment["segment"]
+
+    # by port, exports: one row per port of the cohort
+    port_rows = table("4. 按运输方式、通道、商品类别和口岸 By transport mode, channel, commodity group and port / 口岸")
+    port_rows = [r for r in port_rows if "(" in r[0]]
+    assert sorted(r[0].rsplit("(", 1)[1].rstrip(")") for r in port_rows) == sorted(p["dimension_value"] for p in ports)
+    for port in ports:
+        [row] = [r for r in port_rows if r[0].endswith(f"({port['dimension_value']})")]
+        assert row[1:3] == [str(port["shipments"]), str(port["still_open"])]
+        assert row[3].startswith(quantile(port, "median"))
+
+    # reform measures: one row per measure of the month and scope, with/compared counts
+    effect_rows = [r for r in table("5. 改革措施成效") if len(r) > 1]
+    assert len(effect_rows) == len(effects) >= 1
+    for effect in effects:
+        assert any(r[2] == f"{effect['compared_with_measure']} / {effect['shipments_with_measure']}" for r in effect_rows)
+
+    # backlog: shipments still open by stage, as in mart_work_in_progress
+    backlog_rows = [r for r in table("6. 积压") if len(r) > 1]
+    assert sorted(int(r[2]) for r in backlog_rows) == sorted(b["shipments"] for b in backlog) and backlog
+
+    # the verdict: on the mean released in the month, never on a median
+    judged = [(cls, text) for heading, rows in tables for row in rows for cls, text in row
+              if "within" in cls.split() or "above" in cls.split()]
+    judged = [(cls, text) for cls, text in judged if "figure" in cls.split()]
+    expected = "within" if released["mean_hours"] <= target else "above"
+    assert judged == [(f"figure {expected}", f"{hours(released['mean_hours'])} h")]
