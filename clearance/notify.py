@@ -203,6 +203,15 @@ async def night_not_published(context: dict, deadline: str) -> None:
     if run_type_of(dag_run) != "scheduled":
         return
     day = business_date_of_run(dag_run)
+    # Airflow keeps the deadline until the whole run succeeds: a night that published and is still
+    # writing its dashboard or reports (or failed after publishing) must not be reported unpublished
+    from clearance.config import settings
+    from clearance.state import published_business_date
+
+    published = await asyncio.to_thread(published_business_date, settings())
+    if published not in (None, "unknown") and published >= str(day):
+        log.info("deadline of business date %s passed after the warehouse was published (%s): no mail", day, published)
+        return
     subject = f"[clearance_nightly] business date {day} not published by {deadline} Beijing time"
     body = "\n".join([
         f"The nightly clearance run for business date {day} had not published the warehouse by {deadline} "

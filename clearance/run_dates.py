@@ -5,8 +5,9 @@
 
 A date whose delivery is absent fails at once, naming the MANIFEST.json looked for: a run by hand
 does not wait for a delivery. When a deployment is running (a scheduler of this metadata database
-is alive, e.g. `make airflow`), the nights are submitted to it and followed until each has
-finished; they take their turn with the deployment's own runs. Otherwise each date runs in this
+is alive, e.g. `make airflow`), the nights are submitted to it one at a time, each once the one
+before has succeeded, and followed until it has finished; they take their turn with the
+deployment's own runs. Otherwise each date runs in this
 process under Airflow's `dag.test()` (the metadata database is migrated first), with the logical
 date of its scheduled run (02:00 Beijing time on the next day); such a hand run does not wait for
 another run either: it fails at once when one holds the pipeline's state.
@@ -100,7 +101,14 @@ def run(first: date, last: date) -> int:
     from clearance import deployment
 
     if deployment.is_up():
-        return deployment.follow(deployment.trigger_nights(days))
+        # one night at a time: runs without a logical date are not ordered by the scheduler, so the
+        # next night is submitted only once the one before has succeeded
+        for n, day in enumerate(days):
+            if deployment.follow(deployment.trigger_nights([day])):
+                if days[n + 1:]:
+                    print(f"clearance_nightly: later dates not submitted: {days[n + 1]}..{days[-1]}", file=sys.stderr)
+                return 1
+        return 0
     return run_here(days)
 
 

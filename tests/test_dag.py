@@ -193,3 +193,27 @@ def test_bad_input_fails_at_once_and_transient_faults_retry_after_the_delay():
         assert (decision.action, decision.retry_delay) == (RetryAction.RETRY, timedelta(seconds=300)), transient
     # anything else (a bug, a killed task) retries as the task is configured
     assert policy.evaluate(KeyError("x"), try_number=1, max_tries=3).action == RetryAction.DEFAULT
+
+
+def test_the_deadline_mail_tells_only_of_a_night_not_yet_published(tmp_path):
+    """Airflow keeps a run's deadline until the whole run succeeds: a night that published and is still
+    writing its dashboard at the deadline (or failed after publishing) is no unpublished night."""
+    import duckdb
+
+    warehouse = tmp_path / "warehouse" / "clearance.duckdb"
+    warehouse.parent.mkdir()
+    with duckdb.connect(str(warehouse)) as con:  # a published warehouse of business date 2026-11-20
+        con.execute("CREATE TABLE run_context AS SELECT DATE '2026-11-20' AS business_date")
+    port = free_port()
+    sink, mail = start_mailsink(tmp_path / "mail", port)
+    env = airflow_env(tmp_path, tmp_path / "inbox", warehouse, port)
+    deadline = ("import asyncio, sys; from clearance.notify import night_not_published\n"
+                "for night in sys.argv[1:]: asyncio.run(night_not_published("
+                "{'dag_run': {'run_type': 'scheduled', 'run_id': 'scheduled__x', 'conf': {'business_date': night}}}, '08:00'))")
+    try:
+        subprocess.run([sys.executable, "-c", deadline, "2026-11-20", "2026-11-21"], env=env, check=True,
+                       cwd=PROJECT_DIR, capture_output=True, timeout=120)
+    finally:
+        sink.stop()
+    assert [m["Subject"] for _, _, m in mail.received] == [
+        "[clearance_nightly] business date 2026-11-21 not published by 08:00 Beijing time"]

@@ -34,7 +34,7 @@ from tests.test_alerts import free_port, smtp_connection
 
 BIN = Path(sys.executable).parent
 FIRST = date(2026, 11, 10)
-NIGHTS = [FIRST + timedelta(days=n) for n in range(6)]  # four backfilled, one triggered, one killed
+NIGHTS = [FIRST + timedelta(days=n) for n in range(6)]  # three backfilled, two triggered, one killed
 COMPARED_TABLES = ("core_shipments", "mart_clearance_statistics", "mart_work_in_progress", "mart_stalled_shipments")
 
 
@@ -283,24 +283,28 @@ def deployment(tmp_path_factory, inbox, nights_by_hand):
     running.stop()
 
 
-def check_nights(deployment: Deployment, nights_by_hand: NightsByHand, backfilled: int = 4) -> None:
-    """A plain backfill of business dates, then one night by `make run`: in order, equal to the nights by hand."""
+def check_nights(deployment: Deployment, nights_by_hand: NightsByHand, backfilled: int = 3, triggered: int = 2) -> None:
+    """A plain backfill of business dates, then nights by hand (`python -m clearance.run_dates D1 D2`, runs
+    without a logical date): in order, equal to the nights by hand."""
     backfill = deployment.airflow("backfill", "create", "--dag-id", "clearance_nightly",
                                   "--from-date", utc_logical(NIGHTS[0]), "--to-date", utc_logical(NIGHTS[backfilled - 1]))
     assert backfill.returncode == 0, backfill.stdout[-2000:] + backfill.stderr[-2000:]
     deployment.runs(backfilled, "backfill__")
-    triggered = deployment.python("-m", "clearance.run_dates", NIGHTS[backfilled].isoformat())
-    assert triggered.returncode == 0, triggered.stdout[-3000:] + triggered.stderr[-3000:] + deployment.tail()
-    assert f"business date {NIGHTS[backfilled]} success" in triggered.stdout  # followed in the deployment
-    nights = {d.isoformat() for d in NIGHTS[:backfilled + 1]}
-    runs = [r for r in deployment.runs(backfilled + 1) if r["business_date"] in nights]
+    by_hand_nights = NIGHTS[backfilled:backfilled + triggered]
+    hand_run = deployment.python("-m", "clearance.run_dates", by_hand_nights[0].isoformat(), by_hand_nights[-1].isoformat())
+    assert hand_run.returncode == 0, hand_run.stdout[-3000:] + hand_run.stderr[-3000:] + deployment.tail()
+    outcomes = [line for line in hand_run.stdout.splitlines() if line.endswith("s)") and " success " in line]
+    # followed in the deployment, one after the other, oldest first
+    assert [line.split()[3] for line in outcomes] == [d.isoformat() for d in by_hand_nights], hand_run.stdout
+    nights = {d.isoformat() for d in NIGHTS[:backfilled + triggered]}
+    runs = [r for r in deployment.runs(backfilled + triggered) if r["business_date"] in nights]
     assert sorted((r["business_date"], r["state"]) for r in runs) == [(d, "success") for d in sorted(nights)]
     # one at a time, in business-date order: a night's first write starts after the night before has ended
     runs.sort(key=lambda r: r["business_date"])
     for before, after in zip(runs, runs[1:]):
         ended = max(t["end"] for t in before["tasks"].values())
         assert after["tasks"]["ingest_delivery"]["start"] >= ended, (before["business_date"], after["business_date"])
-    by_hand = nights_by_hand.after(backfilled + 1)
+    by_hand = nights_by_hand.after(backfilled + triggered)
     for table in COMPARED_TABLES:
         with duckdb.connect(str(deployment.warehouse), read_only=True) as a, \
                 duckdb.connect(str(by_hand), read_only=True) as b:
@@ -315,7 +319,7 @@ def test_the_same_nights_with_postgresql_as_the_metadata_database(tmp_path, inbo
         running = Deployment(tmp_path, inbox, database_url=postgres.url)
         try:
             assert "metadata database PostgreSQL" in running.tail(200)
-            check_nights(running, nights_by_hand, backfilled=2)
+            check_nights(running, nights_by_hand, backfilled=2, triggered=1)
         finally:
             running.stop()
     finally:
