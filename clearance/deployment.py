@@ -37,7 +37,6 @@ COMPONENTS = {"scheduler": ["--skip-serve-logs"], "dag-processor": [], "triggere
               "api-server": []}
 STOP_ORDER = ("scheduler", "triggerer", "dag-processor", "api-server")  # stop scheduling first
 STOP_TIMEOUT_SECONDS = 60
-CATCHUP_FILE = "clearance_catchup_from"  # in AIRFLOW_HOME: where the local deployment's catch-up begins
 
 
 def airflow_home() -> Path:
@@ -74,15 +73,9 @@ def deployment_env(port: int) -> dict:
 
 def catchup_from(env: dict) -> str:
     """CLEARANCE_CATCHUP_FROM, or the night before the local deployment's first start (kept in AIRFLOW_HOME)."""
-    if env.get("CLEARANCE_CATCHUP_FROM"):
-        return env["CLEARANCE_CATCHUP_FROM"]
-    kept = Path(env.get("AIRFLOW_HOME", airflow_home())) / CATCHUP_FILE
-    if kept.exists():
-        return kept.read_text(encoding="utf-8").strip()
-    first = (datetime.now(BEIJING).date() - timedelta(days=1)).isoformat()
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    kept.write_text(first + "\n", encoding="utf-8")
-    return first
+    from clearance.orchestration import first_night_kept
+
+    return env.get("CLEARANCE_CATCHUP_FROM") or first_night_kept(env.get("AIRFLOW_HOME", airflow_home()))
 
 
 class Component:

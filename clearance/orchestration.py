@@ -64,22 +64,39 @@ def scheduled_logical_date(business_date: date) -> datetime:
     return datetime.combine(business_date + timedelta(days=1), RUN_AT, tzinfo=BEIJING)
 
 
+CATCHUP_FILE = "clearance_catchup_from"  # in AIRFLOW_HOME: where the deployment's catch-up begins when not set
+
+
+def first_night_kept(home: str | os.PathLike, now: datetime | None = None) -> str:
+    """The night before the first time the DAG was parsed on this Airflow home, kept in a file there
+    (written on that first parse): the catch-up's beginning when CLEARANCE_CATCHUP_FROM is not set."""
+    kept = os.path.join(home, CATCHUP_FILE)
+    try:
+        with open(kept, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except FileNotFoundError:
+        first = ((now or datetime.now(BEIJING)).astimezone(BEIJING).date() - timedelta(days=1)).isoformat()
+        os.makedirs(home, exist_ok=True)
+        with open(kept, "w", encoding="utf-8") as handle:
+            handle.write(first + "\n")
+        return first
+
+
 def catchup_start(now: datetime | None = None) -> datetime:
     """Where the scheduler's catch-up begins: the run of business date CLEARANCE_CATCHUP_FROM.
 
     The scheduler runs every night from there on that has not run, oldest first (after downtime
-    too). Unset, it begins with the night before the day the DAG was parsed, so a new deployment
-    does not start a year of runs; but then a scheduler that was down for longer than a day skips
-    the older missed nights (run them with `make backfill`). `make airflow` sets it on first start.
+    too). Unset, it begins with the night before the DAG was first parsed on this Airflow home
+    (kept in $AIRFLOW_HOME/clearance_catchup_from), so a new deployment does not start a year of
+    runs and a scheduler that was down runs every night it missed.
 
     Airflow creates no task for a run whose logical date is before the DAG's start date: older
     nights run as backfills or as runs without a logical date (`make backfill`, `make run`).
     """
     first = os.environ.get("CLEARANCE_CATCHUP_FROM", "").strip()
-    if first:
-        day = date.fromisoformat(first)
-    else:
-        day = (now or datetime.now(BEIJING)).astimezone(BEIJING).date() - timedelta(days=1)
+    if not first:
+        first = first_night_kept(os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow"), now)
+    day = date.fromisoformat(first)
     return datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=BEIJING)
 
 

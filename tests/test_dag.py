@@ -40,15 +40,19 @@ def test_dag_folder_imports_under_airflow():
     assert [a.name for a in dag.get_task("publish_warehouse").outlets] == ["clearance_warehouse"]
 
 
-def test_catch_up_begins_at_the_configured_business_date(monkeypatch):
+def test_catch_up_begins_at_the_configured_business_date(monkeypatch, tmp_path):
     from clearance.orchestration import catchup_start, publish_deadline
 
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
     monkeypatch.setenv("CLEARANCE_CATCHUP_FROM", "2026-11-20")
     # the first run the scheduler makes is business date 2026-11-20's, at 02:00 Beijing on the 21st
     assert catchup_start() == datetime(2026, 11, 21, tzinfo=timezone(timedelta(hours=8)))
     monkeypatch.delenv("CLEARANCE_CATCHUP_FROM")
-    # unset: the night before the day of parsing, not a year of runs
+    # unset: the night before the day of the first parse, not a year of runs
     assert catchup_start(datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)) == datetime(2026, 12, 1, tzinfo=timezone(timedelta(hours=8)))
+    # and it stays there: a scheduler down for days runs every night it missed when it is back
+    assert catchup_start(datetime(2026, 12, 5, 9, 0, tzinfo=timezone.utc)) == datetime(2026, 12, 1, tzinfo=timezone(timedelta(hours=8)))
+    assert (tmp_path / "airflow" / "clearance_catchup_from").read_text().strip() == "2026-11-30"
     assert publish_deadline() == ("08:00", timedelta(hours=6))
     monkeypatch.setenv("CLEARANCE_PUBLISH_DEADLINE", "07:30")
     assert publish_deadline() == ("07:30", timedelta(hours=5, minutes=30))
