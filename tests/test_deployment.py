@@ -154,6 +154,28 @@ def _has_user(name: str) -> bool:
         return False
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of the sockets listening on a TCP port, as the kernel lists them."""
+    import ipaddress
+
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                # the kernel prints each 32-bit word in host (little-endian) order
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+                ip = ipaddress.ip_address(words)
+                found.add(str(getattr(ip, "ipv4_mapped", None) or ip))
+    return found
+
+
 class Deployment:
     """`python -m clearance.deployment serve` with the test's own Airflow home, inbox, warehouse and SMTP server."""
 
@@ -191,6 +213,8 @@ class Deployment:
         while "Airflow is up" not in (folder / "deployment.log").read_text():
             assert self.process.poll() is None and time.monotonic() < until, self.tail()
             time.sleep(2)
+        # the API server listens on loopback only: nobody else on the network reaches the UI
+        assert listening_addresses(self.port) == {"127.0.0.1"}, listening_addresses(self.port)
 
     def tail(self, lines: int = 80) -> str:
         return "\n".join((self.folder / "deployment.log").read_text().splitlines()[-lines:])
