@@ -411,10 +411,24 @@ def test_a_run_triggered_without_a_logical_date_that_fails_is_mailed_with_its_bu
 
 def test_the_scheduler_catches_up_the_nights_since_the_configured_date(deployment):
     """CLEARANCE_CATCHUP_FROM is two days ago: the scheduler started both nights since by itself, no older one."""
-    scheduled = sorted(r["business_date"] for r in deployment.runs(0, "scheduled__"))
+    runs = deployment.runs(0, "scheduled__")
+    scheduled = sorted(r["business_date"] for r in runs)
     nights = [deployment.catch_up_from + timedelta(days=n) for n in range(3)]
     # (before 02:00 Beijing yesterday's night is not due yet)
     assert scheduled == [d.isoformat() for d in nights if scheduled_logical_date(d) <= datetime.now(BEIJING)]
+    # they have no delivery: each waits for it in the triggerer (deferred, no worker slot held) and its
+    # log names the file it waits for
+    until = time.monotonic() + 180
+    while any(r["tasks"].get("wait_for_delivery", {}).get("state") != "deferred" for r in runs) \
+            and time.monotonic() < until:
+        time.sleep(3)
+        runs = deployment.runs(0, "scheduled__")
+    for run in runs:
+        assert run["tasks"]["wait_for_delivery"]["state"] == "deferred", run
+        logs = list((deployment.folder / "airflow" / "logs").glob(
+            f"dag_id=clearance_nightly/run_id={run['run_id']}/task_id=wait_for_delivery/*.log"))
+        manifest = f"{deployment.inbox}/{run['business_date']}/MANIFEST.json"
+        assert any(manifest in log.read_text(errors="replace") for log in logs), (run["run_id"], logs)
 
 
 def test_a_night_not_published_by_the_deadline_is_mailed(deployment):
