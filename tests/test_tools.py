@@ -90,3 +90,25 @@ def test_rebuild_rebuilds_the_dashboard_and_the_exports(clearance_env, tmp_path,
                                      "mart_stalled_shipments/**/*.parquet')").fetchall()
     assert in_export == in_warehouse == 1
 
+
+
+def test_the_product_imports_without_its_tools():
+    """clearance_tools is the dev group's: every module of the product and the DAG file import without it
+    (as on a deployment that installs the product only)."""
+    script = """
+import importlib, pkgutil, sys
+class NoTools:
+    def find_spec(self, name, path=None, target=None):
+        if name == "clearance_tools" or name.startswith("clearance_tools."):
+            raise ImportError("clearance_tools is not installed")
+sys.meta_path.insert(0, NoTools())
+import clearance, dashboards
+for package in (clearance, dashboards):
+    for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        importlib.import_module(module.name)
+import runpy
+runpy.run_path("dags/clearance_nightly.py")
+print("imported")
+"""
+    run = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip().endswith("imported"), run.stderr[-3000:]
