@@ -173,14 +173,21 @@ QUERIES = {
                sum(rows_duplicate) AS rows_duplicate, sum(rows_quarantined) AS rows_quarantined, count(*) AS files
         FROM file_accounting GROUP BY export_date ORDER BY export_date""",
     "quarantine_reasons": """
-        SELECT reason_code, count(*) AS rows_quarantined FROM quarantine GROUP BY reason_code ORDER BY 2 DESC, 1""",
+        SELECT q.reason_code, coalesce(l.label_zh, '') AS label_zh, coalesce(l.label, '') AS label, count(*) AS rows_quarantined
+        FROM quarantine AS q
+        LEFT JOIN ref_data_quality_labels AS l ON l.kind = 'quarantine_reason' AND l.code = q.reason_code
+        GROUP BY ALL ORDER BY rows_quarantined DESC, q.reason_code""",
     "late_rows": """
         SELECT export_date, late_rows, rows_loaded FROM mart_delivery_timeliness ORDER BY export_date""",
     "validation": """
         SELECT export_date, count(*) AS files, count(*) FILTER (WHERE rows_quarantined > 0) AS files_with_failing_rows,
                sum(rows_quarantined) AS rows_failing
         FROM file_accounting GROUP BY export_date ORDER BY export_date DESC LIMIT 7""",
-    "findings": """SELECT finding, count(*) AS findings FROM mart_data_quality_findings GROUP BY finding ORDER BY 1""",
+    "findings": """
+        SELECT f.finding, coalesce(l.label_zh, '') AS label_zh, coalesce(l.label, '') AS label, count(*) AS findings
+        FROM mart_data_quality_findings AS f
+        LEFT JOIN ref_data_quality_labels AS l ON l.kind = 'finding' AND l.code = f.finding
+        GROUP BY ALL ORDER BY f.finding""",
     "ports": """SELECT port_code AS code, port_name_zh AS zh, port_name AS en FROM ref_ports ORDER BY port_code""",
     "offices": """SELECT office_code AS code, office_name_zh AS zh, office_name AS en FROM ref_customs_offices
                   UNION ALL SELECT district_code, district_name_zh, district_name FROM ref_customs_districts

@@ -51,3 +51,20 @@ def test_bill_numbers_normalise_the_same_in_python_and_sql(keyed):
     con.execute((TRANSFORMS_DIR / "macros.sql").read_text(encoding="utf-8"))
     [(in_sql,)] = con.execute("SELECT normalise_bill_no(?)", [keyed]).fetchall()
     assert in_sql == normalise_bill_no(keyed) == "COSU6234567890"
+
+
+def test_every_quarantine_reason_and_finding_is_said_in_words():
+    """The dashboard's data-quality tables name each reason and finding from transforms/seeds/data_quality_labels.csv."""
+    import csv
+    import re
+
+    from clearance.config import PROJECT_DIR
+
+    with open(PROJECT_DIR / "transforms" / "seeds" / "data_quality_labels.csv", encoding="utf-8") as handle:
+        labelled = {(row["kind"], row["code"]) for row in csv.DictReader(handle) if row["label_zh"] and row["label"]}
+    reasons = {"wrong_field_count"} | {
+        e["meta"]["reason_code"] for path in EXPECTATIONS_DIR.glob("*.json")
+        for e in json.loads(path.read_text(encoding="utf-8"))["expectations"] if "reason_code" in e.get("meta", {})}
+    header = (PROJECT_DIR / "transforms" / "marts" / "mart_data_quality_findings.sql").read_text(encoding="utf-8")
+    findings = set(re.search(r"finding: \[([^\]]+)\]", header).group(1).replace(" ", "").split(","))
+    assert {("quarantine_reason", r) for r in reasons} | {("finding", f) for f in findings} <= labelled

@@ -151,8 +151,11 @@ def test_figures_shown_equal_the_warehouse(page, published):
                                 "sum(rows_quarantined) FROM file_accounting GROUP BY ALL ORDER BY 1 DESC LIMIT 1")
     assert page.inner_text("#table-validation tr:nth-child(2)").split("\t") == [str(v) for v in latest]
     quarantined = dict(query(warehouse, "SELECT reason_code, count(*) FROM quarantine GROUP BY ALL"))
-    shown = dict(r.split("\t") for r in page.inner_text("#table-quarantine").splitlines())
-    assert {k: int(v) for k, v in shown.items()} == quarantined
+    shown = [r.split("\t") for r in page.inner_text("#table-quarantine").splitlines()]
+    assert {code: int(rows) for _, code, rows in shown} == quarantined
+    # each reason said in words, Chinese and English, beside its code
+    for label, code, _ in shown:
+        assert label != code and re.search(r"[\u4e00-\u9fff]", label) and re.search(r"[A-Za-z]{2,} [A-Za-z]{2,}", label), label
 
 
 def test_where_the_time_goes_is_a_chain_over_the_same_shipments(page, published):
