@@ -101,13 +101,13 @@ def _import_great_expectations():
 class DeliveryValidator:
     """A Great Expectations context of this run's own: suites from expectations/, every validation
     result kept in the shared results folder beside the warehouse, Data Docs of the run's results
-    built at the end (clearance.data_docs).
+    built at the end (clearance.data_docs; none without docs_dir: the catch-up's runs are scratch).
 
     The suites, checkpoints and data sources live in memory, so two runs validating at once (a
     backfill beside the scheduled night) never race on GX's configuration stores; each result is
     a file of its own in the results folder."""
 
-    def __init__(self, gx_root: Path, docs_dir: Path) -> None:
+    def __init__(self, gx_root: Path, docs_dir: Path | None) -> None:
         logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines drown the run's log
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # GX would otherwise send usage events out
         gx = _import_great_expectations()  # heavy: imported inside the task, never at DAG parse time
@@ -125,7 +125,7 @@ class DeliveryValidator:
             analytics_enabled=False,
         ))
         os.chmod(gx_root, 0o700)  # its stored results hold the failing values; analysts read the Data Docs
-        self.docs = DataDocs(self.context, docs_dir)
+        self.docs = DataDocs(self.context, docs_dir) if docs_dir is not None else None
         self.source = self.context.data_sources.add_pandas("single_window")
         self.checkpoints = {}
 
@@ -167,7 +167,8 @@ class DeliveryValidator:
             run_id=self._gx.RunIdentifier(run_name=run_name),
         )
         [(identifier, result)] = checkpoint_result.run_results.items()
-        self.docs.add(identifier, frame)  # a file refused below still gets its page
+        if self.docs:
+            self.docs.add(identifier, frame)  # a file refused below still gets its page
 
         codes, messages = frame[REASON_CODE].to_list(), frame[REASON_MESSAGE].to_list()
         for outcome in result.results:
@@ -203,36 +204,48 @@ class DeliveryValidator:
             )
             .drop("_copy_code", "_copy_message", LATEST_ALLOWED_TIME)
         )
-        self.docs.add(identifier, frame)  # now with every row's reason
+        if self.docs:
+            self.docs.add(identifier, frame)  # now with every row's reason
         return frame
 
     def publish_docs(self) -> None:
         """The pages of this run's results (clearance.data_docs)."""
-        self.docs.publish()
+        if self.docs:
+            self.docs.publish()
 
 
-def rows_of_files(reports: list[dict], export_date: str | None = None, columns: list[str] | None = None) -> pl.DataFrame:
-    """The rows of these files (as ingested), one after the other, with SOURCE_FILE and EXPORT_DATE."""
+def rows_of_files(reports: list[dict]) -> pl.DataFrame:
+    """The rows of these files (as ingested, each report with its export date), one after the other, with
+    SOURCE_FILE and EXPORT_DATE."""
     return pl.concat([
-        pl.read_parquet(r["parquet"], columns=columns).with_columns(
-            pl.lit(r["name"]).alias(SOURCE_FILE), pl.lit(r.get("export_date", export_date)).str.to_date().alias(EXPORT_DATE))
+        pl.read_parquet(r["parquet"]).with_columns(
+            pl.lit(r["name"]).alias(SOURCE_FILE), pl.lit(r["export_date"]).str.to_date().alias(EXPORT_DATE))
         for r in reports
     ], how="vertical")
 
 
+def validate_deliveries(validator: DeliveryValidator, deliveries: dict[str, list[dict]], run_name: str) -> None:
+    """Validate the files of these deliveries (export date -> its files), one run per kind; rewrite each
+    file's Parquet with the reasons. A file-level fault raises DeliveryError."""
+    for kind in sorted({r["kind"] for reports in deliveries.values() for r in reports}):
+        files = [{**r, "export_date": day} for day, reports in sorted(deliveries.items()) for r in reports if r["kind"] == kind]
+        frame = validator.validate_rows(kind, rows_of_files(files), f"{run_name} {kind}")
+        # file names hold their export date (the contract, checked at ingest): the name alone says which file
+        by_file = frame.partition_by(SOURCE_FILE, as_dict=True, maintain_order=True)
+        for report in files:
+            rows = by_file[(report["name"],)].drop(SOURCE_FILE, EXPORT_DATE)
+            rows.write_parquet(report["parquet"])
+            bad = rows.filter(pl.col(REASON_CODE).is_not_null())
+            log.log(logging.INFO if len(deliveries) == 1 else logging.DEBUG, "%s: %d rows fail the contract%s",
+                    report["name"], bad.height,
+                    "" if bad.is_empty() else " (" + ", ".join(f"{c}: {n}" for c, n in bad[REASON_CODE].value_counts().rows()) + ")")
+
+
 def validate_delivery(reports: list[dict], export_date: str, gx_root: Path, docs_dir: Path) -> list[dict]:
-    """Validate every file, one run per kind; rewrite each file's Parquet with the reasons."""
+    """The night's validation: every file of its delivery, one run per kind, the results in Data Docs."""
     validator = DeliveryValidator(gx_root, docs_dir)
     try:
-        for kind in sorted({r["kind"] for r in reports}):
-            files = [r for r in reports if r["kind"] == kind]
-            frame = validator.validate_rows(kind, rows_of_files(files, export_date), f"{export_date} {kind}")
-            for report in files:
-                rows = frame.filter(pl.col(SOURCE_FILE) == report["name"])
-                rows.drop(SOURCE_FILE, EXPORT_DATE).write_parquet(report["parquet"])
-                bad = rows.filter(pl.col(REASON_CODE).is_not_null())
-                log.info("%s: %d rows fail the contract%s", report["name"], bad.height,
-                         "" if bad.is_empty() else " (" + ", ".join(f"{c}: {n}" for c, n in bad[REASON_CODE].value_counts().rows()) + ")")
+        validate_deliveries(validator, {export_date: reports}, export_date)
     finally:
         validator.publish_docs()
     return reports
