@@ -199,7 +199,7 @@ def quarantine_sections(checked: CheckedRun) -> list:
 
 def _view_class():
     from great_expectations.render.view import DefaultJinjaPageView
-    from jinja2 import ChoiceLoader, FileSystemLoader
+    from jinja2 import ChoiceLoader, FileSystemBytecodeCache, FileSystemLoader
 
     class View(DefaultJinjaPageView):
         """GX's page view with our few templates taking precedence over GX's (GX's own custom_views
@@ -210,6 +210,9 @@ def _view_class():
             self.env.loader = ChoiceLoader([FileSystemLoader(str(TEMPLATES_DIR)), self.env.loader])
             self.env.filters["offline_css"] = lambda css: _EXTERNAL_CSS_URL.sub("none", str(css))
             self.env.globals["site_root_for"] = site_root_for
+            # every run is a new process: the compiled templates are kept (in the user's own temporary
+            # folder, which jinja makes private) instead of compiling GX's templates again each night
+            self.env.bytecode_cache = FileSystemBytecodeCache()
 
     return View
 

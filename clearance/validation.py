@@ -53,6 +53,10 @@ def with_latest_allowed_time(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns((pl.col(EXPORT_DATE).cast(pl.Datetime("ms")) + pl.duration(days=2)).alias(LATEST_ALLOWED_TIME))
 
 
+# every failing row's index is needed; the query GX would write to select them is not
+RESULT_FORMAT = {"result_format": "COMPLETE", "return_unexpected_index_query": False}
+
+
 def results_folder(gx_root: Path) -> Path:
     """Every validation result, one JSON file each, kept (the layout of a file-backed GX project)."""
     return gx_root / "gx" / "uncommitted" / "validations"
@@ -103,7 +107,7 @@ class DeliveryValidator:
     result kept in the shared results folder beside the warehouse, Data Docs of the run's results
     built at the end (clearance.data_docs; none without docs_dir: the catch-up's runs are scratch).
 
-    The suites, checkpoints and data sources live in memory, so two runs validating at once (a
+    The suites and data sources live in memory, so two runs validating at once (a
     backfill beside the scheduled night) never race on GX's configuration stores; each result is
     a file of its own in the results folder."""
 
@@ -127,46 +131,56 @@ class DeliveryValidator:
         os.chmod(gx_root, 0o700)  # its stored results hold the failing values; analysts read the Data Docs
         self.docs = DataDocs(self.context, docs_dir) if docs_dir is not None else None
         self.source = self.context.data_sources.add_pandas("single_window")
-        self.checkpoints = {}
+        self.suites = {}
 
-    def _checkpoint(self, kind: str):
-        if kind not in self.checkpoints:
+    def _suite(self, kind: str):
+        """The kind's data asset, suite and the columns its expectations read.
+
+        GX's Validator runs the suite directly: a Checkpoint and a ValidationDefinition would only add
+        their freshness checks (serialising every expectation several times) and actions we do not use.
+        """
+        if kind not in self.suites:
             gx = self._gx
-            asset = self.source.add_dataframe_asset(kind)
-            batch = asset.add_batch_definition_whole_dataframe("whole_file")
+            batch = self.source.add_dataframe_asset(kind).add_batch_definition_whole_dataframe("whole_file")
             doc = load_suite_document(kind)
             suite = self.context.suites.add(
                 gx.ExpectationSuite(name=doc["name"], expectations=doc["expectations"], meta=doc.get("meta", {}))
             )
-            definition = self.context.validation_definitions.add(
-                gx.ValidationDefinition(name=f"validate_{kind}", data=batch, suite=suite)
-            )
-            self.checkpoints[kind] = (self.context.checkpoints.add(gx.Checkpoint(
-                name=f"single_window_{kind}",
-                validation_definitions=[definition],
-                # Data Docs are built once for the whole run (publish_docs), without GX's index,
-                # which reads every result ever stored
-                actions=[],
-                # every failing row's index is needed; the query GX would write to select them is not
-                result_format={"result_format": "COMPLETE", "return_unexpected_index_query": False},
-            )), suite_columns(doc))
-        return self.checkpoints[kind]
+            self.suites[kind] = (batch, suite, suite_columns(doc))
+        return self.suites[kind]
+
+    def _run_suite(self, kind: str, to_check, run_name: str):
+        """Validate the rows with the kind's suite; the result is stored like a checkpoint stores it."""
+        import datetime
+
+        from great_expectations.core.validation_definition import DATAFRAME_REPLACEMENT_STR
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier, ValidationResultIdentifier)
+        from great_expectations.validator.v1_validator import Validator
+
+        batch, suite, _ = self._suite(kind)
+        validator = Validator(batch_definition=batch, batch_parameters={"dataframe": to_check},
+                              result_format=RESULT_FORMAT)
+        result = validator.validate_expectation_suite(suite)
+        run_id = self._gx.RunIdentifier(run_name=run_name, run_time=datetime.datetime.now(datetime.timezone.utc))
+        result.meta.update(run_id=run_id, validation_time=run_id.run_time,
+                           batch_parameters={"dataframe": DATAFRAME_REPLACEMENT_STR})
+        identifier = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
+                                                run_id=run_id, batch_identifier=validator.active_batch_id)
+        self.context.validation_results_store.set(identifier, result)
+        return identifier, result
 
     def validate_rows(self, kind: str, frame: pl.DataFrame, run_name: str) -> pl.DataFrame:
         """Return the rows of one kind (of one file or many, of one delivery or many: SOURCE_FILE and
         EXPORT_DATE say which) with REASON_CODE/REASON_MESSAGE set on every failing row."""
         frame = with_latest_allowed_time(mark_broken_rows(frame))
-        checkpoint, columns = self._checkpoint(kind)
+        _, _, columns = self._suite(kind)
         # Only rows that could be loaded are validated: not broken rows, not second copies.
         candidates = frame.select(columns).with_row_index("_frame_index").filter(
             frame[REASON_CODE].is_null() & ~frame[DUPLICATE_IN_DELIVERY])
         to_check = candidates.drop("_frame_index").to_pandas(use_pyarrow_extension_array=True)
         to_check.index = candidates["_frame_index"].to_numpy()
-        checkpoint_result = checkpoint.run(
-            batch_parameters={"dataframe": to_check},
-            run_id=self._gx.RunIdentifier(run_name=run_name),
-        )
-        [(identifier, result)] = checkpoint_result.run_results.items()
+        identifier, result = self._run_suite(kind, to_check, run_name)
         if self.docs:
             self.docs.add(identifier, frame)  # a file refused below still gets its page
 
