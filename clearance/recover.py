@@ -165,10 +165,12 @@ def replay(con: duckdb.DuckDBPyConnection, s: Settings, days: list[str], scratch
     def take_in(deliveries: dict[str, list[dict]]) -> None:
         if not deliveries:
             return
-        days_read = sorted(deliveries)
+        days_read, waited = sorted(deliveries), time.perf_counter()
         _validate(validator, deliveries, refused)
+        validated = time.perf_counter()
         outcome["loaded"] += _load(con, s, deliveries, refused)
-        log.info("deliveries %s..%s taken in: %d loaded, %d refused so far (%.0f s)", days_read[0], days_read[-1],
+        log.info("deliveries %s..%s taken in (validated in %.1f s, loaded in %.1f s): %d loaded, %d refused so far, "
+                 "%.0f s since the start", days_read[0], days_read[-1], validated - waited, time.perf_counter() - validated,
                  len(outcome["loaded"]), len(refused), time.perf_counter() - started)
         for day in days_read:
             shutil.rmtree(scratch / day, ignore_errors=True)

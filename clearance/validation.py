@@ -23,7 +23,8 @@ import polars as pl
 
 from clearance.config import EXPECTATIONS_DIR
 from clearance.data_docs import DataDocs
-from clearance.ingest import DUPLICATE_IN_DELIVERY, LINE_NO, REASON_CODE, REASON_MESSAGE, ROW_HASH, DeliveryError
+from clearance.ingest import (DUPLICATE_IN_DELIVERY, REASON_CODE, REASON_MESSAGE, ROW_HASH, SCRATCH_COMPRESSION,
+                              DeliveryError)
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +249,7 @@ def validate_deliveries(validator: DeliveryValidator, deliveries: dict[str, list
         by_file = frame.partition_by(SOURCE_FILE, as_dict=True, maintain_order=True)
         for report in files:
             rows = by_file[(report["name"],)].drop(SOURCE_FILE, EXPORT_DATE)
-            rows.write_parquet(report["parquet"])
+            rows.write_parquet(report["parquet"], compression=SCRATCH_COMPRESSION)
             bad = rows.filter(pl.col(REASON_CODE).is_not_null())
             log.log(logging.INFO if len(deliveries) == 1 else logging.DEBUG, "%s: %d rows fail the contract%s",
                     report["name"], bad.height,
