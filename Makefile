@@ -113,7 +113,8 @@ report: env
 rebuild: env
 	$(PY) -m clearance.rebuild
 
-# Rebuild the state file from the deliveries kept in the inbox (after it was lost or damaged), and publish.
+# Take in every delivery of the inbox up to THROUGH at once (a first deployment's history, or a lost or
+# damaged state file), and publish: make recover THROUGH=2026-11-30.
 recover: env
 	$(PY) -m clearance.recover $(if $(THROUGH),--through $(THROUGH))
 

@@ -25,6 +25,13 @@ class QuarantinePolicy:
     def describe(self) -> str:
         return f"more than {self.max_share:.1%} of its rows and more than {self.max_rows} rows"
 
+    def breaches(self, files: list[tuple[str, int, int]]) -> list[str]:
+        """What is wrong with each file (name, rows quarantined, rows read) that fails the night on its bad rows."""
+        return [f"{name}: {quarantined} of {read} rows quarantined, {self.describe()} (see the quarantine table; "
+                "CLEARANCE_MAX_QUARANTINE_SHARE and CLEARANCE_MAX_QUARANTINE_ROWS set the limits)"
+                for name, quarantined, read in files
+                if quarantined > self.max_share * read and quarantined > self.max_rows]
+
 
 @dataclass(frozen=True)
 class Settings:

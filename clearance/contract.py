@@ -149,8 +149,25 @@ def iso6346_check_digit(owner_serial: str) -> int:
     return total % 11 % 10
 
 
+CONTAINER_NO_SHAPE = r"^[A-Z]{3}[UJZ][0-9]{7}$"  # ASCII digits: a full-width digit is no digit here
+
+
 def container_number_is_valid(container_no: str) -> bool:
     """Owner code (3 letters), category U/J/Z, 6-digit serial and a correct check digit."""
-    if not re.fullmatch(r"[A-Z]{3}[UJZ]\d{7}", container_no or ""):
+    if not re.fullmatch(CONTAINER_NO_SHAPE, container_no or ""):
         return False
     return iso6346_check_digit(container_no[:10]) == int(container_no[10])
+
+
+def container_number_is_valid_expr(container_no):
+    """container_number_is_valid as a polars expression (null for a null value): column-wise, for ingest."""
+    import polars as pl
+
+    values = {c: v for c, v in _ISO6346_VALUES.items()}
+    weighted = [container_no.str.slice(i, 1).replace_strict(values, default=0, return_dtype=pl.Int64) * (2**i)
+                for i in range(10)]
+    check = pl.sum_horizontal(weighted) % 11 % 10
+    digit = container_no.str.slice(10, 1).replace_strict({str(d): d for d in range(10)}, default=-1,
+                                                          return_dtype=pl.Int64)
+    return pl.when(container_no.is_null()).then(None).otherwise(
+        container_no.str.contains(CONTAINER_NO_SHAPE) & (check == digit))

@@ -69,7 +69,7 @@ def escape_observed(value):
     return value
 
 
-def _line_indexed(result: dict, columns: list[str], lines: list[int]) -> dict:
+def _line_indexed(result: dict, columns: list[str], places: list[str]) -> dict:
     """The failing values by line of the file, where GX would list the pandas index of the frame."""
     indices, values = result.get("unexpected_index_list"), result.get("unexpected_list")
     result = {k: v for k, v in result.items() if k not in ("unexpected_index_query", "partial_unexpected_index_list")}
@@ -77,18 +77,26 @@ def _line_indexed(result: dict, columns: list[str], lines: list[int]) -> dict:
         return result
     listed = []
     for index, value in zip(indices, values):
-        entry = {LINE_COLUMN: str(lines[index])}
-        entry.update(value if isinstance(value, dict) else {columns[0]: value})
+        entry = {LINE_COLUMN: places[index]}
+        if isinstance(value, dict):
+            entry.update(value)
+        elif isinstance(value, (list, tuple)) and len(value) == len(columns):  # a pair of columns
+            entry.update(zip(columns, value))
+        else:
+            entry[columns[0]] = value
         listed.append(entry)
     return {**result, "unexpected_index_list": listed, "unexpected_index_column_names": [LINE_COLUMN]}
 
 
 @dataclass
-class CheckedFile:
+class CheckedRun:
+    """One validation run: one kind, the rows of one or more files."""
+
     identifier: object  # GX ValidationResultIdentifier
-    file_name: str
-    lines: list[int]  # line of the file of each row of the validated frame, by position
-    quarantined: list[tuple[int, str, str]] = field(default_factory=list)  # line, reason code, message
+    files: list[str]  # the files of the run, in order
+    places: list[str]  # line of the file (and the file, when there are several) of each row validated, by position
+    file_of_row: list[int]  # index into files of each row, by position
+    quarantined: dict[str, list[tuple[int, str, str]]] = field(default_factory=dict)  # by file: line, reason code, message
 
 
 class DataDocs:
@@ -97,31 +105,43 @@ class DataDocs:
     def __init__(self, context, docs_dir: Path) -> None:
         self.context, self.docs_dir = context, docs_dir
         self.started = time.time() - 1  # file times may be rounded to the second
-        self.files: dict[str, CheckedFile] = {}  # by result: a file's later add() replaces its first
+        self.runs: dict[str, CheckedRun] = {}  # by result: a run's later add() replaces its first
         self.suites: set[str] = set()
         # GX's own site would render raw values and CDN links: nobody builds it from this project
         for name in list(context.get_config().data_docs_sites or {}):
             context.delete_data_docs_site(name)
 
-    def add(self, identifier, file_name: str, frame: pl.DataFrame) -> None:
-        """A file's validation result and its rows as validated (line numbers, reasons)."""
-        bad = frame.filter(pl.col(REASON_CODE).is_not_null()).sort(LINE_NO)
-        self.files[str(identifier.to_tuple())] = CheckedFile(
-            identifier, file_name, frame[LINE_NO].to_list(),
-            list(zip(bad[LINE_NO], bad[REASON_CODE], bad[REASON_MESSAGE].fill_null(""))))
+    def add(self, identifier, frame: pl.DataFrame) -> None:
+        """A run's validation result and its rows as validated (file, line numbers, reasons)."""
+        from clearance.validation import SOURCE_FILE
+
+        files = frame[SOURCE_FILE].unique(maintain_order=True).to_list()
+        number = {name: i for i, name in enumerate(files)}
+        places = frame.select(pl.col(LINE_NO).cast(pl.String) if len(files) == 1 else
+                              pl.format("{}, line {}", SOURCE_FILE, LINE_NO)).to_series().to_list()
+        bad = frame.filter(pl.col(REASON_CODE).is_not_null()).sort(SOURCE_FILE, LINE_NO, maintain_order=True)
+        quarantined = {name: [] for name in files}
+        for name, line, code, message in bad.select(SOURCE_FILE, LINE_NO, REASON_CODE, pl.col(REASON_MESSAGE).fill_null("")).rows():
+            quarantined[name].append((line, code, message))
+        self.runs[str(identifier.to_tuple())] = CheckedRun(
+            identifier, files, places, [number[f] for f in frame[SOURCE_FILE].to_list()], quarantined)
         self.suites.add(identifier.expectation_suite_identifier.name)
 
     def publish(self) -> None:
-        if not self.files:
+        if not self.runs:
             return
         from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
         from great_expectations.render.renderer import ExpectationSuitePageRenderer, ValidationResultsPageRenderer
 
         view = OfflinePageView()
-        for checked in self.files.values():
+        index_rows = []
+        for checked in self.runs.values():
             page = self.docs_dir / "validations" / Path(*checked.identifier.to_tuple()).with_suffix(".html")
-            document = ValidationResultsPageRenderer().render(self._safe_result(checked))
-            document.sections.insert(1, quarantine_section(checked))
+            result = self.context.validation_results_store.get(checked.identifier)
+            index_rows += index_rows_of_run(checked, result)
+            document = ValidationResultsPageRenderer().render(self._safe_result(checked, result))
+            for position, section in enumerate(quarantine_sections(checked), start=1):
+                document.sections.insert(position, section)
             write_page(page, view.render(document, show_how_to_buttons=False))
         for name in sorted(self.suites):
             suite = self.context.suites.get(name)
@@ -129,42 +149,57 @@ class DataDocs:
             write_page(page, view.render(ExpectationSuitePageRenderer().render(suite), show_how_to_buttons=False))
         copy_static(self.docs_dir)
         written = [p for p in [self.docs_dir, *self.docs_dir.rglob("*")] if p.stat().st_mtime >= self.started]
-        write_index(self.docs_dir, [(c.identifier, len(c.quarantined)) for c in self.files.values()], self.context)
+        write_index(self.docs_dir, index_rows)
         make_world_readable(written + [self.docs_dir / "index.html", self.docs_dir / "index.json"])
 
-    def _safe_result(self, checked: CheckedFile):
-        result = self.context.validation_results_store.get(checked.identifier)
+    @staticmethod
+    def _safe_result(checked: CheckedRun, result):
+        """The stored result made safe to draw (in place): values escaped, failing values by line."""
         for outcome in result.results:
             kwargs = outcome.expectation_config.kwargs
-            columns = [kwargs["column"]] if "column" in kwargs else list(kwargs.get("column_list") or [])
+            columns = ([kwargs["column"]] if "column" in kwargs else
+                       [kwargs["column_A"], kwargs["column_B"]] if "column_A" in kwargs else list(kwargs.get("column_list") or []))
             if outcome.result:
-                outcome.result = escape_observed(_line_indexed(outcome.result, columns or ["value"], checked.lines))
+                outcome.result = escape_observed(_line_indexed(outcome.result, columns or ["value"], checked.places))
         return result
 
 
-def quarantine_section(checked: CheckedFile):
-    """The file's quarantined rows, as GX content: every cell escaped here (GX's table template does not)."""
+def quarantine_sections(checked: CheckedRun) -> list:
+    """The quarantined rows of each file of the run, as GX content: every cell escaped here (GX's table
+    template does not). The files every row of which passed share one line."""
     from great_expectations.render import (RenderedHeaderContent, RenderedSectionContent, RenderedStringTemplateContent,
                                            RenderedTableContent)
 
     esc = html.escape
-    rows = [[esc(checked.file_name), str(line), esc(code), esc(message)] for line, code, message in checked.quarantined]
-    header = RenderedHeaderContent(content_block_type="header", header=RenderedStringTemplateContent(
-        content_block_type="string_template",
-        string_template={"template": f"隔离的行 Quarantined rows of {esc(checked.file_name)}: {len(rows)}", "tag": "h5"}))
-    if not rows:
-        body = RenderedStringTemplateContent(content_block_type="string_template", string_template={
-            "template": "无 None: every row of the file passed.", "tag": "p"})
-    else:
-        body = RenderedTableContent(
-            content_block_type="table", header_row=["文件 file", LINE_COLUMN, "原因代码 reason code", "原因 reason"], table=rows,
+
+    def header(text: str):
+        return RenderedHeaderContent(content_block_type="header", header=RenderedStringTemplateContent(
+            content_block_type="string_template", string_template={"template": text, "tag": "h5"}))
+
+    sections = []
+    for name, rows in checked.quarantined.items():
+        if not rows:
+            continue
+        table = RenderedTableContent(
+            content_block_type="table", header_row=["文件 file", LINE_COLUMN, "原因代码 reason code", "原因 reason"],
+            table=[[esc(name), str(line), esc(code), esc(message)] for line, code, message in rows],
             styling={"body": {"classes": ["table", "table-sm", "table-bordered", "quarantined-rows"]}})
-    return RenderedSectionContent(section_name="隔离的行 Quarantined rows", content_blocks=[header, body])
+        sections.append(RenderedSectionContent(section_name="隔离的行 Quarantined rows", content_blocks=[
+            header(f"隔离的行 Quarantined rows of {esc(name)}: {len(rows)}"), table]))
+    clean = [name for name, rows in checked.quarantined.items() if not rows]
+    if clean:
+        names = ", ".join(esc(n) for n in clean)
+        sections.append(RenderedSectionContent(section_name="隔离的行 Quarantined rows", content_blocks=[
+            header(f"隔离的行 Quarantined rows of {names}: 0"),
+            RenderedStringTemplateContent(content_block_type="string_template", string_template={
+                "template": "无 None: every row of " + ("the file" if len(clean) == 1 else "these files") + " passed.",
+                "tag": "p"})]))
+    return sections
 
 
 def _view_class():
     from great_expectations.render.view import DefaultJinjaPageView
-    from jinja2 import ChoiceLoader, FileSystemLoader
+    from jinja2 import ChoiceLoader, FileSystemBytecodeCache, FileSystemLoader
 
     class View(DefaultJinjaPageView):
         """GX's page view with our few templates taking precedence over GX's (GX's own custom_views
@@ -175,6 +210,9 @@ def _view_class():
             self.env.loader = ChoiceLoader([FileSystemLoader(str(TEMPLATES_DIR)), self.env.loader])
             self.env.filters["offline_css"] = lambda css: _EXTERNAL_CSS_URL.sub("none", str(css))
             self.env.globals["site_root_for"] = site_root_for
+            # every run is a new process: the compiled templates are kept (in the user's own temporary
+            # folder, which jinja makes private) instead of compiling GX's templates again each night
+            self.env.bytecode_cache = FileSystemBytecodeCache()
 
     return View
 
@@ -225,16 +263,27 @@ def _copy_if_changed(source: Path, target: Path) -> None:
     shutil.copyfile(source, target)
 
 
-def index_row(docs_dir: Path, context, identifier, quarantined: int) -> dict:
-    """One line of the index: a validation result page and the counts of its stored result."""
-    result = context.validation_results_store.get(identifier)
-    stats = result.statistics or {}
-    suite, run_name, run_time = (identifier.expectation_suite_identifier.name, identifier.run_id.run_name,
-                                 identifier.run_id.to_tuple()[1])
-    link = Path("validations", *identifier.to_tuple()).with_suffix(".html")
-    return {"run_name": run_name, "run_time": run_time, "suite": suite, "success": result.success,
-            "met": f"{stats.get('successful_expectations', '')}/{stats.get('evaluated_expectations', '')}",
-            "failed_rows": quarantined, "link": str(link)}
+def index_rows_of_run(checked: CheckedRun, result) -> list[dict]:
+    """The lines of the index for a run: one per file, with the expectations the file's rows met."""
+    suite, run_name, run_time = (checked.identifier.expectation_suite_identifier.name, checked.identifier.run_id.run_name,
+                                 checked.identifier.run_id.to_tuple()[1])
+    export_date = run_name.split(" ")[0]
+    link = str(Path("validations", *checked.identifier.to_tuple()).with_suffix(".html"))
+    failed_by_file = [0] * len(checked.files)
+    for outcome in result.results:
+        if outcome.success:
+            continue
+        indices = (outcome.result or {}).get("unexpected_index_list")
+        if not indices:  # a failure that names no row is every file's
+            failed_by_file = [n + 1 for n in failed_by_file]
+            continue
+        for number in {checked.file_of_row[i] for i in indices}:
+            failed_by_file[number] += 1
+    evaluated = len(result.results)
+    return [{"run_name": f"{export_date} {name}", "run_time": run_time, "suite": suite,
+             "success": failed_by_file[number] == 0, "met": f"{evaluated - failed_by_file[number]}/{evaluated}",
+             "failed_rows": len(checked.quarantined[name]), "link": link, "file": name}
+            for number, name in enumerate(checked.files)]
 
 
 _INDEX_STYLE = (
@@ -244,16 +293,15 @@ _INDEX_STYLE = (
 )
 
 
-def write_index(docs_dir: Path, checked: list[tuple[object, int]], context) -> None:
+def write_index(docs_dir: Path, new_rows: list[dict]) -> None:
     """GX's own index lists the runs with JavaScript from a CDN; this one is plain HTML, newest first.
 
     The lines of earlier runs are kept in index.json, so a night reads only its own results.
     """
     listing = docs_dir / "index.json"
-    rows = {r["link"]: r for r in json.loads(listing.read_text(encoding="utf-8"))} if listing.exists() else {}
-    for identifier, quarantined in checked:
-        row = index_row(docs_dir, context, identifier, quarantined)
-        rows[row["link"]] = row
+    rows = {(r["link"], r.get("file")): r for r in json.loads(listing.read_text(encoding="utf-8"))} if listing.exists() else {}
+    for row in new_rows:
+        rows[(row["link"], row["file"])] = row
     ordered = sorted(rows.values(), key=lambda r: (r["run_name"], r["run_time"]), reverse=True)
     listing.write_text(json.dumps(ordered, ensure_ascii=False), encoding="utf-8")
     body = "".join(

@@ -26,13 +26,17 @@ import duckdb
 import polars as pl
 
 from clearance.contract import (DATA_FILE_PATTERN, KINDS, MANIFEST_NAME, MANIFEST_SCHEMA, TIME_FORMATS,
-                                container_number_is_valid)
+                                container_number_is_valid_expr)
 
 log = logging.getLogger(__name__)
 
 # Columns the pipeline adds to every row; contract column names are upper case, these are not.
 LINE_NO, RAW_LINE, ROW_HASH, REASON_CODE, REASON_MESSAGE = "_line_no", "_raw_line", "_row_hash", "_reason_code", "_reason_message"
 DUPLICATE_IN_DELIVERY = "_duplicate_in_delivery"
+
+# The run's scratch Parquet files (written at ingest and validation, read by validation and loading): lz4
+# writes and reads them faster than polars' default zstd, and they live only until the night is loaded.
+SCRATCH_COMPRESSION = "lz4"
 
 
 class DeliveryError(Exception):
@@ -210,6 +214,84 @@ def csv_records(name: str, text: str) -> Iterator[tuple[int, str, list[str]]]:
         raise DeliveryError(name, "truncated: the file ends inside a quoted value (no closing quote)", first_line)
 
 
+# Exactly the characters Python's str.strip() removes (str.isspace); polars' own set lacks \x1c-\x1f.
+PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+                 "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+FIELDS = "_fields"
+_RECORDS_SCHEMA = {LINE_NO: pl.Int64, RAW_LINE: pl.String, FIELDS: pl.List(pl.String)}
+
+
+def records_by_csv_module(name: str, text: str, kind_name: str) -> tuple[list[str], pl.DataFrame]:
+    """The header and every record (line number, raw text, fields), read record by record by Python's
+    csv module: the reference reading, and the one every refusal of a malformed file comes from (the
+    header is checked before the rest is read, so a bad header is what such a file is refused for)."""
+    records = csv_records(name, text)
+    _, _, header = next(records)
+    check_header(name, kind_name, header)
+    line_nos, raws, fields = [], [], []
+    for line_no, raw, values in records:
+        line_nos.append(line_no)
+        raws.append(raw)
+        fields.append(values)
+    return header, pl.DataFrame({LINE_NO: line_nos, RAW_LINE: raws, FIELDS: fields}, schema=_RECORDS_SCHEMA)
+
+
+def check_header(name: str, kind_name: str, header: list[str]) -> list[str]:
+    """The header's column names (stripped); a required column missing, or one twice, refuses the file."""
+    kind = KINDS[kind_name]
+    header = [h.strip() for h in header]
+    missing = [c for c in kind.required if c not in header]
+    if missing:
+        raise DeliveryError(name, f"required column(s) missing from the header: {', '.join(missing)}", 1)
+    if len(set(header)) != len(header):
+        raise DeliveryError(name, "a column name appears twice in the header", 1)
+    return header
+
+
+def records_by_lines(text: str) -> tuple[list[str], pl.DataFrame] | None:
+    """The same as records_by_csv_module, column-wise, for a file whose every record is one line; None
+    when it cannot vouch for that (the caller then reads the file with the csv module).
+
+    Python's csv reader splits the lines a file holds as io.StringIO(newline="") does; a line without a
+    quote character is one record, its fields split at the commas. The lines with quotes are read by the
+    csv module itself: a line that does not end inside a quoted value is one whole record, read as the
+    whole file's reading would read it. A line ending inside quotes (a record over several lines, or a
+    cut file), a NUL character or a line longer than the csv module's field limit: the whole file is left
+    to the csv module, so every refusal and message stays its.
+    """
+    if "\x00" in text:
+        return None
+    lines = io.StringIO(text, newline="").readlines()
+    if not lines:
+        return None
+    series = pl.Series(lines, dtype=pl.String)
+    if series.str.len_chars().max() > csv.field_size_limit():
+        return None
+    raw = series.str.strip_chars_end("\r\n")
+    frame = pl.DataFrame({RAW_LINE: raw}).with_columns(
+        # a blank line is a record without a field for the csv module
+        pl.when(pl.col(RAW_LINE) == "").then(pl.lit([], pl.List(pl.String)))
+        .otherwise(pl.col(RAW_LINE).str.split(",")).alias(FIELDS))
+    quoted = series.str.contains('"', literal=True).arg_true().to_list()
+    if quoted:
+        # one reading of every line with quotes: a line ending inside quotes would take the next one into
+        # its record, so there are as many records as lines only when none does (the last one is checked)
+        lines_with_quotes = [lines[i] for i in quoted]
+        try:
+            parsed = list(csv.reader(lines_with_quotes, strict=False))
+        except csv.Error:
+            return None
+        if len(parsed) != len(quoted) or _ends_inside_quotes(lines_with_quotes[-1]):
+            return None
+        by_csv = pl.DataFrame({"_index": quoted, "_parsed": parsed},
+                              schema={"_index": pl.UInt32, "_parsed": pl.List(pl.String)})
+        frame = (frame.with_row_index("_index").join(by_csv, on="_index", how="left", maintain_order="left")
+                 .with_columns(pl.coalesce("_parsed", FIELDS).alias(FIELDS)))
+    header = frame[FIELDS][0].to_list()
+    frame = frame.slice(1).with_columns(pl.int_range(2, pl.len() + 2, dtype=pl.Int64).alias(LINE_NO))
+    return header, frame.select(LINE_NO, RAW_LINE, FIELDS)
+
+
 def read_data_file(folder: Path, entry: dict) -> tuple[FileReport, pl.DataFrame]:
     """Check one listed file against the manifest and split it into rows."""
     name = entry["name"]
@@ -225,44 +307,35 @@ def read_data_file(folder: Path, entry: dict) -> tuple[FileReport, pl.DataFrame]
     if not data.endswith(b"\r\n"):
         raise DeliveryError(name, "truncated: the last line has no line end", _line_at(data, len(data)))
     text = decode(name, data, kind.encoding)
+    header, records = records_by_lines(text) or records_by_csv_module(name, text, kind.name)
+    return rows_of_records(name, kind.name, entry["rows"], header, records)
 
-    records = csv_records(name, text)
-    _, _, header = next(records)
-    header = [h.strip() for h in header]
-    missing = [c for c in kind.required if c not in header]
-    if missing:
-        raise DeliveryError(name, f"required column(s) missing from the header: {', '.join(missing)}", 1)
-    if len(set(header)) != len(header):
-        raise DeliveryError(name, "a column name appears twice in the header", 1)
+
+def rows_of_records(name: str, kind_name: str, rows_in_manifest: int, header: list[str],
+                    records: pl.DataFrame) -> tuple[FileReport, pl.DataFrame]:
+    """The file's rows from its records: the contract columns, stripped (empty = null), the check columns."""
+    kind = KINDS[kind_name]
+    header = check_header(name, kind_name, header)
     present = [c for c in kind.columns if c in header]
-    positions = [header.index(c) for c in present]
+    rows_read = records.height
+    if rows_read != rows_in_manifest:
+        raise DeliveryError(name, f"{rows_read} data rows where MANIFEST.json lists {rows_in_manifest}")
 
-    line_nos, raws, reasons, values = [], [], [], {c: [] for c in present}
-    for line_no, raw, fields in records:
-        line_nos.append(line_no)
-        raws.append(raw)
-        if len(fields) != len(header):
-            reasons.append(f"{len(fields)} fields where the header has {len(header)}")
-            for c in present:
-                values[c].append(None)
-            continue
-        reasons.append(None)
-        for c, i in zip(present, positions):
-            value = fields[i].strip()
-            values[c].append(value or None)
-    rows_read = len(line_nos)
-    if rows_read != entry["rows"]:
-        raise DeliveryError(name, f"{rows_read} data rows where MANIFEST.json lists {entry['rows']}")
-
-    frame = pl.DataFrame(
-        {LINE_NO: line_nos, RAW_LINE: raws, **values, "_field_count_error": reasons},
-        schema={LINE_NO: pl.Int64, RAW_LINE: pl.String, **{c: pl.String for c in present}, "_field_count_error": pl.String},
+    whole = pl.col(FIELDS).list.len() == len(header)
+    values = []
+    for c in present:
+        value = pl.col(FIELDS).list.get(header.index(c), null_on_oob=True).str.strip_chars(PY_WHITESPACE)
+        values.append(pl.when(whole & (value != "")).then(value).alias(c))
+    frame = records.select(
+        pl.col(LINE_NO), pl.col(RAW_LINE), *values,
+        pl.when(~whole).then(pl.format("{} fields where the header has {}", pl.col(FIELDS).list.len(),
+                                       pl.lit(len(header)))).alias("_field_count_error"),
     )
     frame = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in kind.columns if c not in present)
     report = FileReport(
         name=name,
         kind=kind.name,
-        rows_in_manifest=entry["rows"],
+        rows_in_manifest=rows_in_manifest,
         rows_read=rows_read,
         extra_columns=[h for h in header if h not in kind.columns],
         missing_optional_columns=[c for c in kind.columns if c not in present],
@@ -287,7 +360,7 @@ def add_check_columns(kind_name: str, frame: pl.DataFrame) -> pl.DataFrame:
         exprs.append(pl.when(pl.col(t).is_not_null()).then(parse_times(pl.col(t)).is_not_null()).alias(f"{t}__parses"))
     if "CONTAINER_NO" in kind.columns:
         exprs.append(
-            pl.col("CONTAINER_NO").map_elements(container_number_is_valid, return_dtype=pl.Boolean).alias("CONTAINER_NO__valid")
+            container_number_is_valid_expr(pl.col("CONTAINER_NO")).alias("CONTAINER_NO__valid")
         )
     if "GROSS_WT" in kind.columns:
         exprs.append(pl.col("GROSS_WT").cast(pl.Float64, strict=False).alias("GROSS_WT__value"))
@@ -343,7 +416,7 @@ def ingest_delivery(folder: Path, export_date: str, work_dir: Path) -> list[dict
         frame = frame.with_columns((pl.col(DUPLICATE_IN_DELIVERY) | earlier).alias(DUPLICATE_IN_DELIVERY))
         seen_hashes.update(frame.filter(pl.col("_field_count_error").is_null())[ROW_HASH].to_list())
         out = work_dir / f"{entry['name']}.parquet"
-        frame.write_parquet(out)
+        frame.write_parquet(out, compression=SCRATCH_COMPRESSION)
         report.parquet = str(out)
         log.info(
             "%s: %d rows read%s%s", report.name, report.rows_read,

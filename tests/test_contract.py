@@ -35,13 +35,37 @@ def test_suites_check_the_entry_id_pattern_and_every_required_column():
             expectation(kind, column, "expect_column_values_to_not_be_null")
         for column in spec.times:
             expectation(kind, f"{column}__parses", "expect_column_values_to_be_in_set")
-            expectation(kind, f"{column}__parsed", "expect_column_values_to_be_between")
+            # no time more than a day after the export date: a limit per row, so one run can hold many deliveries
+            doc = json.loads((EXPECTATIONS_DIR / f"{kind}.json").read_text(encoding="utf-8"))
+            [limit] = [e["kwargs"] for e in doc["expectations"] if e["kwargs"].get("column_B") == f"{column}__parsed"]
+            assert limit == {"column_A": "_latest_allowed_time", "column_B": f"{column}__parsed", "or_equal": True,
+                             "ignore_row_if": "either_value_is_missing"}
 
 
 def test_iso6346_check_digit():
     assert container_number_is_valid("CSQU3054383")  # the standard's own example
     assert not container_number_is_valid("CSQU3054384")
     assert not container_number_is_valid("CSQ3054383")
+    assert not container_number_is_valid("CSQU305438\uff13")  # a full-width digit is no digit here
+
+
+def test_container_check_digits_column_wise_as_one_by_one():
+    import polars as pl
+
+    from clearance.contract import container_number_is_valid_expr
+
+    numbers = ["CSQU3054383", "CSQU3054384", "CSQ3054383", "csqu3054383", "CSQU305438\uff13", "CSQX3054383",
+               "CSQU30543830", "", None] + [f"MSCU{n:06d}{d}" for n in (123, 45678, 999999) for d in range(10)]
+    column_wise = pl.select(container_number_is_valid_expr(pl.Series(numbers, dtype=pl.String))).to_series().to_list()
+    assert column_wise == [None if n is None else container_number_is_valid(n) for n in numbers]
+
+
+def test_python_whitespace_is_what_str_strip_removes():
+    import sys
+
+    from clearance.ingest import PY_WHITESPACE
+
+    assert set(PY_WHITESPACE) == {c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()}
 
 
 @pytest.mark.parametrize("keyed", ["COSU 6234567890", "cosu6234567890", " COSU-6234567890 ", "cosu\u30006234567890",
