@@ -71,7 +71,9 @@ def read_delivery_file(path: Path, what: str) -> bytes:
     A link could make the pipeline read any file on the machine (say one pointing out of the inbox).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        # O_NONBLOCK: a FIFO (or device) named like a delivery file would otherwise block the night
+        # forever waiting for a writer; it is refused below as not a regular file
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         raise DeliveryError(str(path), f"{what} is missing") from None
     except OSError as exc:

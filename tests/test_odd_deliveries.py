@@ -279,6 +279,38 @@ def test_a_data_file_that_is_a_symbolic_link_is_refused_and_not_followed(clearan
     assert not warehouse.exists()
 
 
+@pytest.mark.parametrize("which", ["data file", "manifest"])
+def test_a_fifo_in_the_delivery_is_refused_at_once_not_waited_on(clearance_env, which):
+    """A named pipe where a file should be would block a plain open() until someone writes to it."""
+    import threading
+
+    inbox, warehouse = clearance_env
+    folder = write_delivery(inbox, D1, {"vessel_event": [vessel_event("ATA_ANCH", "2026-11-20 01:00:00")]})
+    name = data_file_name("vessel_event", D1, 1) if which == "data file" else MANIFEST_NAME
+    (folder / name).unlink()
+    os.mkfifo(folder / name)
+    outcome = []
+    night = threading.Thread(target=lambda: outcome.append(_raised(lambda: run_business_date(D1))), daemon=True)
+    night.start()
+    night.join(timeout=120)
+    if night.is_alive():  # unblock the open() so that the test process can end
+        with open(folder / name, "wb"):
+            pass
+        pytest.fail(f"the night waits on the FIFO {folder / name}")
+    [error] = outcome
+    assert isinstance(error, DeliveryError) and "is not a regular file" in str(error), error
+    assert str(folder / name) in str(error)
+    assert not warehouse.exists()
+
+
+def _raised(call):
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 - the test looks at what was raised
+        return exc
+    return None
+
+
 def test_a_manifest_that_is_a_symbolic_link_is_refused(clearance_env, tmp_path):
     inbox, warehouse = clearance_env
     folder = write_delivery(inbox, D1, {"vessel_event": [vessel_event("ATA_ANCH", "2026-11-20 01:00:00")]})
