@@ -268,7 +268,15 @@ SELECT
     CASE WHEN segment = 'overall_clearance' AND target_hours IS NOT NULL THEN share_within_target END
         AS share_within_target,
     CASE WHEN segment = 'overall_clearance' AND target_hours IS NOT NULL AND completed > 0
-        THEN coalesce(completed_within_target, 0) / completed END AS released_only_share_within_target
+        THEN coalesce(completed_within_target, 0) / completed END AS released_only_share_within_target,
+    -- Moving a censoring from t to a later time changes S only after t. So once a shipment still open
+    -- has been followed past the longest completion, or past every time the figures read S at (the
+    -- quantiles and their interval ends, null: not reached yet; 168 h; the target), it no longer moves
+    -- them: the runner does not restate the cohort for it (transforms/incremental/05_touched_arrival_cohorts.sql)
+    CASE WHEN completed = 0 THEN 0.0 ELSE least(longest_completed_hours, greatest(
+        168.0, coalesce(target_hours, 0), coalesce(median_hours, 'infinity'), coalesce(median_lower_hours, 'infinity'),
+        coalesce(median_upper_hours, 'infinity'), coalesce(p90_hours, 'infinity'),
+        coalesce(p90_lower_hours, 'infinity'), coalesce(p90_upper_hours, 'infinity'))) END AS stable_after_hours
 FROM named
 SEMI JOIN affected_arrival_periods USING (grain, period_start);
 COMMENT ON TABLE mart_arrival_cohort_statistics IS 'Backlog-aware statistics: shipments by period of arrival (the cohort), direction and slice, every segment estimated with the shipments still open at the cut-off counted as censored there (Kaplan-Meier), with 95 % confidence intervals, beside the released-only figures of the same cohort. Filter one grain, one dimension and one segment at a time.';
@@ -297,3 +305,4 @@ COMMENT ON COLUMN mart_arrival_cohort_statistics.longest_completed_hours IS 'Lon
 COMMENT ON COLUMN mart_arrival_cohort_statistics.target_hours IS 'overall_clearance only: operative target of the slice (null when its shipments have different targets)';
 COMMENT ON COLUMN mart_arrival_cohort_statistics.share_within_target IS 'overall_clearance only: Kaplan-Meier estimate of the share released within the target, 1 - S(target), open shipments counted';
 COMMENT ON COLUMN mart_arrival_cohort_statistics.released_only_share_within_target IS 'overall_clearance only: share of the released shipments of the cohort released within the target, open ones left out';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.stable_after_hours IS 'A shipment still open that has been followed (since its start milestone) this long or longer no longer moves any figure of the row as the cut-off moves on: the later of 168 h, the target and the quantiles and their interval ends (not reached: infinity), capped at the longest completion; 0 with nothing completed';
