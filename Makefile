@@ -118,12 +118,16 @@ rebuild: env
 recover: env
 	$(PY) -m clearance.recover $(if $(THROUGH),--through $(THROUGH))
 
-# A year of Liaoning (~20 million rows) through the pipeline, every step timed with its peak memory;
-# about 25 minutes and 9 GB of disk in warehouse/bench/.
+# A year of Liaoning (~20 million rows) through the pipeline, every step timed with its peak memory,
+# each figure printed with its target (see Speed and scale). The simulated year and the loaded
+# histories are kept in warehouse/bench/cache/ (keyed by simulator and loader version, seed, scale
+# and days), so only the first run simulates and loads them; FULL=1 also times each port's share of
+# the night; FRESH=1 simulates and loads again; BENCH_ARGS passes more (e.g. --compare-with ../main).
 BENCH_SCALE ?= 1.4
 BENCH_DAYS ?= 365
 bench: env
-	$(PY) -m clearance_tools.benchmark --dir $(CURDIR)/warehouse/bench --scale $(BENCH_SCALE) --days $(BENCH_DAYS)
+	$(PY) -m clearance_tools.benchmark --dir $(CURDIR)/warehouse/bench --scale $(BENCH_SCALE) --days $(BENCH_DAYS) \
+		$(if $(FULL),--full) $(if $(FRESH),--fresh) $(BENCH_ARGS)
 
 # The dashboard test opens the page in headless Chromium, with a CJK font for the Chinese labels
 # (Debian packages; installed here when missing and running as root, as on CI).

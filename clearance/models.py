@@ -310,30 +310,37 @@ def run_models(con: duckdb.DuckDBPyConnection, business_date: str, export_dates:
     con.execute("SET VARIABLE previous_cutoff = ?::TIMESTAMP", [previous_cutoff or cutoff])
     con.execute("SET VARIABLE export_dates = ?::DATE[]", [export_dates or []])
     at = steps()
-    _run_steps(con, at["start"])
+    # each model's, each step's and the tests' seconds, in the outcome: where a night's time goes
     seconds: dict[str, float] = {}
+
+    def timed(name: str, work, *args):
+        started = time.perf_counter()
+        result = work(*args)
+        seconds[name] = round(time.perf_counter() - started, 3)
+        return result
 
     def run_layer(*layers: str) -> None:
         for model in (m for m in all_models if m.layer in layers):
-            started = time.perf_counter()
-            run_model(con, model, full_refresh)
-            seconds[model.name] = round(time.perf_counter() - started, 3)
+            timed(model.name, run_model, con, model, full_refresh)
 
+    timed("steps: start", _run_steps, con, at["start"])
     if not full_refresh:
-        _run_steps(con, at["before staging"])  # keys of the rows about to be replaced
+        timed("steps: before staging", _run_steps, con, at["before staging"])  # keys of the rows about to be replaced
     run_layer("reference", "staging")
     if not full_refresh:
-        _run_steps(con, at["after staging"])  # keys of the rows as now loaded, the shipments they touch
+        # keys of the rows as now loaded, the shipments they touch
+        timed("steps: after staging", _run_steps, con, at["after staging"])
     run_layer("core")
     if not full_refresh:
-        _run_steps(con, at["after core"])
+        timed("steps: after core", _run_steps, con, at["after core"])
     run_layer("marts")
-    tested = run_tests(con, all_models, full_refresh)
+    tested = timed("tests", run_tests, con, all_models, full_refresh)
 
     con.execute("DELETE FROM model_fingerprint")
     con.execute("INSERT INTO model_fingerprint VALUES (?, now())", [fingerprint])
     counts = {name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-              for name in ("affected_entries", "affected_bills", "affected_calls", "affected_periods")}
+              for name in ("affected_entries", "affected_bills", "affected_calls", "affected_periods",
+                           "affected_arrival_periods")}
     outcome = {"build_id": build_id, "business_date": business_date, "full_refresh": full_refresh, **counts,
                "tests": tested, "model_seconds": seconds}
     log.info("models %s: %s", "rebuilt in full" if full_refresh else "updated",

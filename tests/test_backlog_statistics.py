@@ -295,3 +295,60 @@ def test_the_estimator_equals_lifelines_on_many_cohorts_with_ties():
         assert distribution == pytest.approx(
             [1 - float(v) for v in fit.survival_function_at_times([1, 3, 6, 12, 24, 48, 72, 168])]), port
     assert open_cohorts > 20 and ties_at_cutoff > 0  # the draw exercises what the test is about
+
+
+# ------------------------------------------------------------------ an old cohort with a shipment still open
+
+def old_cohort_deliveries(inbox) -> None:
+    """November's export cohort: 100 released within 50 h and one after 430 h (arrived 11-01), one
+    shipment arrived 11-10 and still open on every night (followed 254 h at the first cut-off: past
+    168 h and every quantile and interval end, short of the longest release). The day of 11-17:
+    released after 1, 2 and 80 h, and one arrived at 20:00 still open: followed 76 h at the first
+    cut-off, 100 h at the second, when the p90 (80 h: S = 0 there) is no longer reached. Each later
+    night brings one new shipment of its own day."""
+    first = [export_shipment(700 + i, "2026-11-10 10:00:00", at("2026-11-10 10:00:00", 1 + i // 2))
+             for i in range(100)]
+    first.append(export_shipment(880, "2026-11-01 10:00:00", at("2026-11-01 10:00:00", 430)))
+    first.append(export_shipment(881, "2026-11-10 10:00:00", None))
+    first += [export_shipment(890 + i, "2026-11-12 08:00:00", at("2026-11-12 08:00:00", 2 + i), advance="Y")
+              for i in range(10)]
+    first += [export_shipment(950 + i, "2026-11-17 10:00:00", at("2026-11-17 10:00:00", h))
+              for i, h in enumerate((1, 2, 80))]
+    first.append(export_shipment(953, "2026-11-17 20:00:00", None))
+    write_delivery(inbox, "2026-11-20", delivery(*first))
+    for n, day in enumerate(("2026-11-21", "2026-11-22", "2026-11-23")):
+        write_delivery(inbox, day, delivery(export_shipment(900 + n, f"{day} 09:00:00", f"{day} 12:00:00")))
+
+
+@pytest.mark.parametrize("nights", [["2026-11-20", "2026-11-21", "2026-11-22", "2026-11-23"],
+                                    ["2026-11-20", "2026-11-22", "2026-11-21", "2026-11-23", "2026-11-22"]],
+                         ids=["in_order", "out_of_order_and_rerun"])
+def test_an_old_open_shipment_followed_night_after_night_equals_a_rebuild(clearance_env, nights):
+    """The month's figures are not restated only because the open shipment is followed one more day
+    (moving its censoring past every time the figures read S at changes none of them): night by
+    night, every table equals a rebuild from scratch at the last cut-off."""
+    from clearance.config import settings
+    from clearance.models import models
+    from clearance.warehouse import rebuild
+    from tests.conftest import state_file
+    from tests.test_reruns_and_readers import table_contents
+
+    inbox, warehouse = clearance_env
+    old_cohort_deliveries(inbox)
+    run_business_date(nights[0])
+    month = cohort(state_file(warehouse), date(2026, 11, 1), grain="month")
+    assert month["still_open"] == 2 and month["longest_completed_hours"] == pytest.approx(430)
+    # the case this is about: the open shipment (254 h) is past the row's stable time, short of the longest release
+    assert month["stable_after_hours"] < 254 < month["longest_completed_hours"]
+    assert cohort(state_file(warehouse), date(2026, 11, 17))["p90_hours"] == pytest.approx(80)
+    for night in nights[1:]:
+        run_business_date(night)
+    state = state_file(warehouse)
+    tables = [m.name for m in models() if m.name != "run_context"]
+    nightly = {table: table_contents(state, table) for table in tables}
+    assert any(row[0] == "month" for row in nightly["mart_arrival_cohort_statistics"])
+    assert nightly["mart_reform_measure_effects"]
+    assert cohort(state, date(2026, 11, 17))["p90_hours"] is None
+    rebuild(settings(), nights[-1])
+    for table in tables:
+        assert table_contents(state, table) == nightly[table], table

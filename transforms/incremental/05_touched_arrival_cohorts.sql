@@ -2,9 +2,10 @@
 -- shipments (before and after the change), and those whose figures the move of the cut-off from the
 -- last run's (the variable previous_cutoff) to this run's changes. A segment of a shipment can change
 -- them when a milestone of it lies between the two cut-offs, or when it is open at the earlier one and
--- has been followed for less time than the longest completed segment of its cohort: once censored
--- beyond every completion, a longer follow-up moves no estimate. So a cohort is not recomputed every
--- night only because an old shipment in it never completes.
+-- has been followed for less time than the stable_after_hours of a row of its cohort: moving a
+-- censoring from t to later changes S after t only, so once an open shipment has been followed past
+-- the longest completion, or past every time the figures read S at, it moves no estimate. So a
+-- cohort is not recomputed every night only because an old shipment in it never completes.
 /*
 runs: after core
 */
@@ -30,13 +31,22 @@ cohorts AS (
     UNION ALL SELECT 'week', date_trunc('week', arrival_date)::DATE, * FROM spans
     UNION ALL SELECT 'month', date_trunc('month', arrival_date)::DATE, * FROM spans
 ),
+stability AS (
+    -- every slice of a cohort (scope, dimension, value) has its own; the cohort's is the longest
+    SELECT grain, period_start, direction, segment, max(stable_after_hours) AS stable_after_hours
+    FROM mart_arrival_cohort_statistics
+    GROUP BY ALL
+    UNION ALL
+    SELECT 'month', arrival_month, direction, 'overall_clearance', max(stable_after_hours)
+    FROM mart_reform_measure_effects
+    GROUP BY ALL
+),
 moved_by_cutoff AS (
     SELECT DISTINCT c.grain, c.period_start
     FROM cohorts AS c
-    LEFT JOIN mart_arrival_cohort_statistics AS m
-        ON m.grain = c.grain AND m.period_start = c.period_start AND m.scope = 'liaoning' AND m.direction = c.direction
-        AND m.dimension = 'all' AND m.segment = c.segment
-    WHERE c.is_changed OR m.grain IS NULL OR c.open_hours < m.longest_completed_hours
+    LEFT JOIN stability AS m
+        ON m.grain = c.grain AND m.period_start = c.period_start AND m.direction = c.direction AND m.segment = c.segment
+    WHERE c.is_changed OR m.stable_after_hours IS NULL OR c.open_hours < m.stable_after_hours
 ),
 touched AS (
     SELECT DISTINCT arrival_date FROM affected_shipment_arrivals

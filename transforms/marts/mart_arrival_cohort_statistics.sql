@@ -147,33 +147,66 @@ series AS (
     FROM at_times AS t
     JOIN slices AS l USING (grain_grouping, period_start, scope, direction, dimension, dimension_value, segment)
 ),
+observed AS (
+    -- The estimator's running sums run over all slices at once, in the order of (slice, time), as one
+    -- streaming pass: a window partitioned by slice sorts and builds a tree per slice, and took 80 % of
+    -- the mart's time. A slice's own running sum is then the overall one less its value before the
+    -- slice's first time (slice_start below); the sums are of integers (or doubles holding integers),
+    -- so the order they are added in changes no digit.
+    SELECT *, sum(completions + censorings) OVER so_far AS observed_so_far
+    FROM (FROM series ORDER BY slice_id, minutes)
+    WINDOW so_far AS (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+),
+slice_totals AS (
+    SELECT slice_id, max(observed_so_far) AS observed_by_slice_end, sum(completions) AS slice_completed,
+           min(min_target_hours) AS slice_min_target_hours, max(max_target_hours) AS slice_max_target_hours
+    FROM observed
+    GROUP BY slice_id
+),
 at_risk AS (
+    -- shipments observed at this time or later: the risk set at this time
+    SELECT o.* EXCLUDE (observed_so_far), t.* EXCLUDE (slice_id, observed_by_slice_end),
+           t.observed_by_slice_end - o.observed_so_far + completions + censorings AS at_risk
+    FROM observed AS o
+    JOIN slice_totals AS t USING (slice_id)
+),
+terms AS (
+    -- product-limit S(t) = prod (1 - d/n), summed as logs; Greenwood: sum d / (n (n - d)), a step
+    -- where n = d adds nothing (lifelines' convention; S = 0 there). In fixed point (integers): a
+    -- float sum's last digit depends on how its rows are added up, and a rerun or a restated cohort
+    -- must give the same figures as a rebuild
     SELECT
         *,
-        -- shipments observed at this time or later: the risk set at this time
-        sum(completions + censorings) OVER whole_slice - sum(completions + censorings) OVER so_far
-            + completions + censorings AS at_risk,
-        sum(completions) OVER whole_slice AS slice_completed,
-        min(min_target_hours) OVER whole_slice AS slice_min_target_hours,
-        max(max_target_hours) OVER whole_slice AS slice_max_target_hours
-    FROM series
-    WINDOW so_far AS (PARTITION BY slice_id ORDER BY minutes), whole_slice AS (PARTITION BY slice_id)
+        CASE WHEN completions < at_risk THEN round((ln(at_risk - completions) - ln(at_risk)) * 1e15) END::BIGINT
+            AS log_term,
+        CASE WHEN completions < at_risk THEN round(1e18 * completions / (at_risk * (at_risk - completions)))
+             ELSE 0 END::BIGINT AS greenwood_term
+    FROM at_risk
+    ORDER BY slice_id, minutes
+),
+running AS (
+    SELECT *, sum(log_term) OVER so_far AS log_so_far, sum(greenwood_term) OVER so_far AS greenwood_so_far,
+           sum(completions) OVER so_far AS completed_overall
+    FROM terms
+    WINDOW so_far AS (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+),
+slice_start AS (
+    -- the running sums just before each slice's first time
+    SELECT slice_id, arg_min(log_so_far - coalesce(log_term, 0), minutes) AS log_before,
+           arg_min(greenwood_so_far - greenwood_term, minutes) AS greenwood_before,
+           arg_min(completed_overall - completions, minutes) AS completed_before
+    FROM running
+    GROUP BY slice_id
 ),
 curve AS (
     SELECT
-        *,
-        -- product-limit S(t) = prod (1 - d/n), summed as logs (-inf once every shipment at risk completed)
-        -- summed in fixed point (integers): a float sum's last digit depends on how the window adds
-        -- up its rows, and a rerun or a restated cohort must give the same figures as a rebuild
-        CASE WHEN max((completions = at_risk)::INTEGER) OVER so_far = 1 THEN '-inf'::DOUBLE
-            ELSE sum(CASE WHEN completions < at_risk THEN round((ln(at_risk - completions) - ln(at_risk)) * 1e15)
-                     END::HUGEINT) OVER so_far / 1e15 END AS log_survival,
-        -- Greenwood: sum d / (n (n - d)); a step where n = d adds nothing (lifelines' convention; S = 0 there)
-        sum(CASE WHEN completions < at_risk THEN round(1e18 * completions / (at_risk * (at_risk - completions)))
-                 ELSE 0 END::HUGEINT) OVER so_far / 1e18 AS greenwood,
-        sum(completions) OVER so_far AS completed_so_far
-    FROM at_risk
-    WINDOW so_far AS (PARTITION BY slice_id ORDER BY minutes)
+        r.* EXCLUDE (log_term, greenwood_term, log_so_far, greenwood_so_far, completed_overall),
+        -- -inf once every shipment at risk completed: only at a slice's last time (none is at risk after it)
+        CASE WHEN completions = at_risk THEN '-inf'::DOUBLE ELSE (log_so_far - log_before) / 1e15 END AS log_survival,
+        (greenwood_so_far - greenwood_before) / 1e18 AS greenwood,
+        completed_overall - completed_before AS completed_so_far
+    FROM running AS r
+    JOIN slice_start USING (slice_id)
 ),
 bands AS (
     SELECT
@@ -268,7 +301,15 @@ SELECT
     CASE WHEN segment = 'overall_clearance' AND target_hours IS NOT NULL THEN share_within_target END
         AS share_within_target,
     CASE WHEN segment = 'overall_clearance' AND target_hours IS NOT NULL AND completed > 0
-        THEN coalesce(completed_within_target, 0) / completed END AS released_only_share_within_target
+        THEN coalesce(completed_within_target, 0) / completed END AS released_only_share_within_target,
+    -- Moving a censoring from t to a later time changes S only after t. So once a shipment still open
+    -- has been followed past the longest completion, or past every time the figures read S at (the
+    -- quantiles and their interval ends, null: not reached yet; 168 h; the target), it no longer moves
+    -- them: the runner does not restate the cohort for it (transforms/incremental/05_touched_arrival_cohorts.sql)
+    CASE WHEN completed = 0 THEN 0.0 ELSE least(longest_completed_hours, greatest(
+        168.0, coalesce(target_hours, 0), coalesce(median_hours, 'infinity'), coalesce(median_lower_hours, 'infinity'),
+        coalesce(median_upper_hours, 'infinity'), coalesce(p90_hours, 'infinity'),
+        coalesce(p90_lower_hours, 'infinity'), coalesce(p90_upper_hours, 'infinity'))) END AS stable_after_hours
 FROM named
 SEMI JOIN affected_arrival_periods USING (grain, period_start);
 COMMENT ON TABLE mart_arrival_cohort_statistics IS 'Backlog-aware statistics: shipments by period of arrival (the cohort), direction and slice, every segment estimated with the shipments still open at the cut-off counted as censored there (Kaplan-Meier), with 95 % confidence intervals, beside the released-only figures of the same cohort. Filter one grain, one dimension and one segment at a time.';
@@ -297,3 +338,4 @@ COMMENT ON COLUMN mart_arrival_cohort_statistics.longest_completed_hours IS 'Lon
 COMMENT ON COLUMN mart_arrival_cohort_statistics.target_hours IS 'overall_clearance only: operative target of the slice (null when its shipments have different targets)';
 COMMENT ON COLUMN mart_arrival_cohort_statistics.share_within_target IS 'overall_clearance only: Kaplan-Meier estimate of the share released within the target, 1 - S(target), open shipments counted';
 COMMENT ON COLUMN mart_arrival_cohort_statistics.released_only_share_within_target IS 'overall_clearance only: share of the released shipments of the cohort released within the target, open ones left out';
+COMMENT ON COLUMN mart_arrival_cohort_statistics.stable_after_hours IS 'A shipment still open that has been followed (since its start milestone) this long or longer no longer moves any figure of the row as the cut-off moves on: the later of 168 h, the target and the quantiles and their interval ends (not reached: infinity), capped at the longest completion; 0 with nothing completed';

@@ -92,8 +92,19 @@ arm_medians AS (
         min(minutes) FILTER (WHERE km_log_log_bound(log_survival, greenwood, 1.959963984540054) <= 0.5 + 1e-9)
             / 60.0 AS median_lower_hours,
         min(minutes) FILTER (WHERE km_log_log_bound(log_survival, greenwood, -1.959963984540054) <= 0.5 + 1e-9)
-            / 60.0 AS median_upper_hours
+            / 60.0 AS median_upper_hours,
+        max(minutes) FILTER (WHERE completions > 0) / 60.0 AS longest_completed_hours
     FROM curve
+    GROUP BY ALL
+),
+stability AS (
+    -- as mart_arrival_cohort_statistics.stable_after_hours: an open shipment followed longer than this
+    -- moves none of the medians and intervals behind the row (every arm of its scope)
+    SELECT arrival_month, direction, measure, scope,
+           max(CASE WHEN longest_completed_hours IS NULL THEN 0.0 ELSE least(longest_completed_hours, greatest(
+               coalesce(median_hours, 'infinity'), coalesce(median_lower_hours, 'infinity'),
+               coalesce(median_upper_hours, 'infinity'))) END) AS stable_after_hours
+    FROM arm_medians
     GROUP BY ALL
 ),
 strata AS (
@@ -153,9 +164,11 @@ SELECT
     e.difference_standard_error AS difference_standard_error_hours,
     p.median_with_measure_hours,
     p.median_without_measure_hours,
-    p.median_with_measure_hours - p.median_without_measure_hours AS unadjusted_difference_hours
+    p.median_with_measure_hours - p.median_without_measure_hours AS unadjusted_difference_hours,
+    st.stable_after_hours
 FROM pooled AS p
-LEFT JOIN effects AS e USING (arrival_month, direction, measure, scope);
+LEFT JOIN effects AS e USING (arrival_month, direction, measure, scope)
+JOIN stability AS st USING (arrival_month, direction, measure, scope);
 COMMENT ON TABLE mart_reform_measure_effects IS 'Reform measures compared fairly: difference in median overall clearance time (Kaplan-Meier, open shipments censored at the cut-off) between shipments with a measure and comparable ones without it (same port, direction, transport mode, commodity group and month of arrival), weighted over the strata by shipments with the measure, with a 95 % confidence interval. One row per month of arrival, scope (district or liaoning), direction and measure used.';
 COMMENT ON COLUMN mart_reform_measure_effects.arrival_month IS 'First day of the month of arrival: the cohort compared';
 COMMENT ON COLUMN mart_reform_measure_effects.scope IS 'District code (of the shipments: declaring office, else port), or liaoning for both districts';
@@ -176,3 +189,4 @@ COMMENT ON COLUMN mart_reform_measure_effects.difference_standard_error_hours IS
 COMMENT ON COLUMN mart_reform_measure_effects.median_with_measure_hours IS 'Kaplan-Meier median of all shipments with the measure, strata pooled, hours (null: not reached)';
 COMMENT ON COLUMN mart_reform_measure_effects.median_without_measure_hours IS 'Kaplan-Meier median of all shipments without the measure, strata pooled, hours';
 COMMENT ON COLUMN mart_reform_measure_effects.unadjusted_difference_hours IS 'Pooled median with minus pooled median without the measure, not comparing like with like: shown to see what the strata change';
+COMMENT ON COLUMN mart_reform_measure_effects.stable_after_hours IS 'A shipment still open that has been followed (since arrival) this long or longer no longer moves any median or interval behind the row as the cut-off moves on (capped at the longest release of each group compared); 0 with nothing released';
