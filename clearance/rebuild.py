@@ -1,5 +1,6 @@
 """Rebuild every staging, core and mart table from all loaded rows, publish the result, and
-rebuild what the night builds from it: the dashboard and the analyst exports.
+rebuild what the night builds from it: the dashboard, the analyst exports and the Time Release
+Study reports of the business date.
 
     python -m clearance.rebuild [--business-date YYYY-MM-DD]
 
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"dashboard: {pipeline.build_dashboard()}")
     exported = pipeline.export_for_analysts(str(outcome["business_date"]))
     print(f"analyst exports (Parquet, XES): {exported}")
+    reports = pipeline.build_time_release_report(str(outcome["business_date"]))
+    print(f"time release study reports: {len(reports)} files in {reports[0].rsplit('/', 1)[0] if reports else '-'}")
     return 0
 
 

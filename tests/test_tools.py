@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import smtplib
 import subprocess
@@ -72,13 +73,14 @@ def test_the_demo_check_fails_while_digests_did_not_arrive(clearance_env, monkey
     assert check_delivered(mail, warehouse) is None
 
 
-def test_rebuild_rebuilds_the_dashboard_and_the_exports(clearance_env, tmp_path, monkeypatch):
+def test_rebuild_rebuilds_the_dashboard_the_exports_and_the_reports(clearance_env, tmp_path, monkeypatch):
     inbox, warehouse = clearance_env
     dashboard = tmp_path / "dashboards" / "clearance_dashboard.html"
     monkeypatch.setenv("CLEARANCE_DASHBOARD", str(dashboard))
     nights_of_stalls(inbox)
     exported = (warehouse.parent / "parquet").resolve()
     dashboard.unlink()
+    shutil.rmtree(dashboard.parent / "time_release_study", ignore_errors=True)
     out = subprocess.run([sys.executable, "-m", "clearance.rebuild"], cwd=PROJECT_DIR, capture_output=True, text=True,
                          env={**os.environ})
     assert out.returncode == 0, out.stderr[-2000:]
@@ -89,6 +91,12 @@ def test_rebuild_rebuilds_the_dashboard_and_the_exports(clearance_env, tmp_path,
         [(in_export,)] = con.execute(f"SELECT count(*) FROM read_parquet('{warehouse.parent}/parquet/"
                                      "mart_stalled_shipments/**/*.parquet')").fetchall()
     assert in_export == in_warehouse == 1
+    # the Time Release Study reports of the business date, written from the rebuilt warehouse
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        [(business_date, cutoff_at)] = con.execute("SELECT business_date, cutoff_at FROM run_context").fetchall()
+    report = dashboard.parent / "time_release_study" / f"TRS_{business_date:%Y-%m}_liaoning_month-to-date.html"
+    assert report.exists() and f"{cutoff_at:%Y-%m-%d %H:%M}" in report.read_text(encoding="utf-8"), out.stdout
+    assert report.with_suffix(".pdf").exists()
 
 
 
