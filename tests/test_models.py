@@ -98,3 +98,24 @@ COMMENT ON TABLE mart_releases_by_port IS 'Released shipments per port and day';
             ("unique(port_code, release_date)", 0)]
     exported = warehouse.parent / "parquet" / "mart_releases_by_port" / "month=2026-11"
     assert [p.suffix for p in exported.iterdir()] == [".parquet"]
+
+
+def test_a_key_that_is_not_unique_fails_the_night(clearance_env, transforms):
+    inbox, warehouse = clearance_env
+    one_released_shipment(inbox)
+    # a mart that says one row per port, and gives each port a row per copy of a join gone wrong
+    (transforms / "marts" / "mart_port_copies.sql").write_text("""\
+-- One row per port (it claims).
+/*
+publish: table
+tests:
+  unique: [port_code]
+*/
+SELECT port_code, copy FROM core_shipments CROSS JOIN (VALUES (1), (2)) AS copies(copy);
+COMMENT ON TABLE mart_port_copies IS 'One row per port (it claims)';
+""", encoding="utf-8")
+    with pytest.raises(ModelTestError) as caught:
+        run_business_date(DAY)
+    assert "transforms/marts/mart_port_copies.sql: test unique(port_code) failed for 1 row(s)" in str(caught.value)
+    assert "'DLC'" in str(caught.value)  # the key that has copies
+    assert not warehouse.exists()

@@ -7,7 +7,8 @@ touched_keys: affected_entries
 publish: table
 export: {month: "'all'"}
 tests:
-  not_null: [finding]
+  unique: [[finding, entry_id, detail]]
+  not_null: [finding, entry_id]
   accepted_values:
     finding: [unknown_office_code, unknown_port_code, unexpected_negative_segment, receipts_without_declaration, conflicting_versions]
 */

@@ -19,6 +19,14 @@ materialized: incremental
 unique_key: [arrival_month]
 touched_keys: affected_arrival_months
 publish: table
+tests:
+  unique: [[arrival_month, scope, direction, measure]]
+  not_null: [arrival_month, scope, direction, measure, shipments_with_measure, compared_with_measure, not_compared_with_measure]
+  accepted_values:
+    measure: [advance_declaration, two_step, ship_side, release_before_inspection]
+  expect:
+    compared_within_the_measure_shipments: compared_with_measure + not_compared_with_measure = shipments_with_measure
+    difference_within_its_interval: difference_hours IS NULL OR (difference_lower_hours <= difference_hours AND difference_hours <= difference_upper_hours)
 */
 WITH cutoff AS (
     SELECT cutoff_at FROM run_context
