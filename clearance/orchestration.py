@@ -161,6 +161,17 @@ def _night_before(dag_run) -> str | None:
     return (logical - timedelta(days=1)).isoformat() if logical else None
 
 
+def join_queue(dag_run, run_id: str) -> str:
+    """The run's business date; the run stands in the pipeline's queue from now on (clearance.run_order)."""
+    from clearance.config import settings
+    from clearance.run_order import register, state_folder
+
+    day = business_date_of_run(dag_run)
+    conf = _field(dag_run, "conf") or {}
+    register(state_folder(settings()), run_id, day, conf.get("hand_run_lock"))
+    return day
+
+
 def who_is_ahead(run_id: str, business_date: str, night_before: str | None, hand_run_lock: str | None) -> str | None:
     """None when this run may go on (and then it holds the turn); else what it waits for.
 
@@ -176,8 +187,11 @@ def who_is_ahead(run_id: str, business_date: str, night_before: str | None, hand
 
     if night_before and unfinished(logical_dates=[datetime.fromisoformat(night_before)]):
         return f"the run of the night before (logical date {night_before}) to finish"
+    from clearance.pipeline import manifest_path
+
     ahead = take_turn(state_folder(settings()), run_id, business_date,
-                      run_finished=lambda other: not unfinished(run_ids=[other]), hand_run_lock=hand_run_lock)
+                      run_finished=lambda other: not unfinished(run_ids=[other]), hand_run_lock=hand_run_lock,
+                      ready=lambda turn: manifest_path(turn.business_date).exists())
     return None if ahead is None else f"{ahead.describe()} to finish"
 
 

@@ -95,12 +95,26 @@ def hand_run_alive(lock_file: str) -> bool:
         return True
 
 
+def register(folder: Path, run_id: str, business_date: str, hand_run_lock: str | None = None) -> None:
+    """Put a run in the queue as soon as it starts (its first task), before it asks for the turn.
+
+    Runs started together then all stand in the queue before any of them asks, so the earliest
+    business date goes first even when a later one reaches the turn a moment sooner (runs without
+    a logical date are not ordered by the scheduler)."""
+    with _locked(folder) as path:
+        holder, waiting = _read(path)
+        if (holder is None or holder.run_id != run_id) and all(w.run_id != run_id for w in waiting):
+            waiting.append(Turn(run_id, business_date, time.time(), hand_run_lock))
+            _write(path, holder, waiting)
+
+
 def take_turn(folder: Path, run_id: str, business_date: str, run_finished: Callable[[str], bool],
-              hand_run_lock: str | None = None) -> Turn | None:
+              hand_run_lock: str | None = None, ready: Callable[[Turn], bool] = lambda turn: True) -> Turn | None:
     """Take the pipeline's turn for this run if it is its turn; else return the run ahead of it.
 
     `run_finished(run_id)` tells whether a run has ended in Airflow (or is gone); runs that have are
-    dropped from the queue.
+    dropped from the queue. `ready(turn)` tells whether a waiting run could go now (its delivery is
+    complete): one still waiting for its delivery holds no later night back.
     """
     with _locked(folder) as path:
         holder, waiting = _read(path)
@@ -122,7 +136,8 @@ def take_turn(folder: Path, run_id: str, business_date: str, run_finished: Calla
         if me is None:
             me = Turn(run_id, business_date, time.time(), hand_run_lock)
             waiting.append(me)
-        ahead = holder if holder is not None else min(waiting, key=Turn.order)
+        ahead = holder if holder is not None else min(
+            (w for w in waiting if w.run_id == run_id or ready(w)), key=Turn.order)
         if ahead.run_id == run_id:
             holder, ahead = me, None
             waiting = [w for w in waiting if w.run_id != run_id]

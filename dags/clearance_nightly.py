@@ -46,8 +46,9 @@ def clearance_nightly():
     @task
     def business_date(**context) -> str:
         """The Beijing business date this run processes (not Airflow's UTC `ds`): conf `business_date`,
-        else the day before the logical date, else (triggered without one) the day before `run_after`."""
-        return orchestration.business_date_of_run(context["dag_run"])
+        else the day before the logical date, else (triggered without one) the day before `run_after`.
+        From here on the run stands in the pipeline's queue: runs started together go in date order."""
+        return orchestration.join_queue(context["dag_run"], context["run_id"])
 
     @task
     def ingest_delivery(day: str) -> list[dict]:

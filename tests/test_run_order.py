@@ -38,3 +38,29 @@ def test_a_second_hand_run_fails_at_once_and_a_dead_one_gives_up_its_turn(tmp_pa
                     "take_turn(Path(sys.argv[1]), 'hand', '2026-11-20', lambda r: False, hand_run_lock=lock)",
                     str(tmp_path)], check=True)
     assert take_turn(tmp_path, "scheduled", "2026-11-21", lambda r: False) is None
+
+
+def test_runs_started_together_go_in_date_order_whoever_asks_first(tmp_path):
+    """Runs without a logical date (hand runs through the deployment) stand in the queue from their first
+    task: the later night asking for the turn a moment sooner still waits for the earlier one, unless the
+    earlier one is still waiting for its delivery."""
+    from clearance.run_order import register
+
+    finished, delivered = set(), {"2026-11-11", "2026-11-12"}
+    done = finished.__contains__
+
+    def ready(turn):
+        return turn.business_date in delivered
+
+    register(tmp_path, "run-12", "2026-11-12")
+    register(tmp_path, "run-11", "2026-11-11")
+    register(tmp_path, "run-13", "2026-11-13")  # its delivery has not come
+    register(tmp_path, "run-11", "2026-11-11")  # registering again changes nothing
+    assert take_turn(tmp_path, "run-12", "2026-11-12", done, ready=ready).run_id == "run-11"
+    assert take_turn(tmp_path, "run-11", "2026-11-11", done, ready=ready) is None
+    finished.add("run-11")
+    assert take_turn(tmp_path, "run-12", "2026-11-12", done, ready=ready) is None
+    finished.add("run-12")
+    # an earlier night still waiting for its delivery holds no later one back
+    register(tmp_path, "run-10", "2026-11-10")
+    assert take_turn(tmp_path, "run-13", "2026-11-13", done, ready=ready) is None
