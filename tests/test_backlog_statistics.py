@@ -150,6 +150,25 @@ def test_the_next_night_restates_the_cohorts(warehouse):
     assert (month["shipments"], month["completed"], month["still_open"]) == (6, 5, 1)
 
 
+def test_every_slice_and_period_of_the_statistics_mart_has_its_backlog_aware_figures(warehouse):
+    """Each (grain, period, dimension, value) the released-only statistics show, the cohort mart shows
+    too, counted by arrival; and a day's port slice adds up to the day."""
+    with duckdb.connect(str(warehouse[1]), read_only=True) as con:
+        released_only = set(con.execute(
+            "SELECT DISTINCT grain, dimension FROM mart_clearance_statistics").fetchall())
+        backlog_aware = set(con.execute(
+            "SELECT DISTINCT grain, dimension FROM mart_arrival_cohort_statistics WHERE scope = 'liaoning'").fetchall())
+        [(day_total, by_commodity)] = con.execute(
+            "SELECT sum(shipments) FILTER (WHERE dimension = 'all'), sum(shipments) FILTER (WHERE dimension = "
+            "'commodity_group') FROM mart_arrival_cohort_statistics WHERE grain = 'day' AND period_start = "
+            "DATE '2026-11-18' AND scope = 'liaoning' AND segment = 'overall_clearance'").fetchall()
+    assert released_only and released_only <= backlog_aware, released_only - backlog_aware
+    assert {dimension for grain, dimension in backlog_aware if grain == "day"} >= {
+        "all", "district", "office", "port", "transport_mode", "trade_mode", "commodity_group", "inspection",
+        "reform_measure"}
+    assert day_total == by_commodity == 4  # the 18th's four shipments, once in each slicing
+
+
 def test_every_segment_counts_its_own_risk_set(warehouse):
     # pre_declaration: declared at arrival for all four (0 h); customs_processing: accepted at arrival
     pre = cohort(warehouse[0], date(2026, 11, 18), segment="pre_declaration")

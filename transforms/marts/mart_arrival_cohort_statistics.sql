@@ -68,9 +68,8 @@ by_measure AS (
 ),
 at_times AS (
     -- completions and censorings at each distinct time of every grain, slice and segment, grouped in
-    -- one pass (grouping sets) like mart_clearance_statistics. The estimator's work grows with the
-    -- distinct times of every slice, so a day's cohort is sliced by district and port only, and the
-    -- districts (their Time Release Study reports) are sliced within by month only
+    -- one pass (grouping sets): every slice and period of mart_clearance_statistics. The districts
+    -- (their Time Release Study reports) are also sliced within, by month
     SELECT
         GROUPING(day_start, week_start) AS grain_grouping,
         coalesce(day_start, week_start, month_start) AS period_start,
@@ -96,18 +95,19 @@ at_times AS (
         max(target_hours) AS max_target_hours
     FROM observations
     GROUP BY direction, segment, minutes, GROUPING SETS (
-        (day_start), (day_start, district), (day_start, port),
+        (day_start), (day_start, district), (day_start, office), (day_start, port), (day_start, transport_mode),
+        (day_start, trade_mode), (day_start, commodity_group), (day_start, inspection),
         (week_start), (week_start, district), (week_start, office), (week_start, port), (week_start, transport_mode),
         (week_start, trade_mode), (week_start, commodity_group), (week_start, inspection),
         (month_start), (month_start, district), (month_start, office), (month_start, port),
         (month_start, transport_mode), (month_start, trade_mode), (month_start, commodity_group),
         (month_start, inspection))
     UNION ALL
-    SELECT 2 + GROUPING(week_start), coalesce(week_start, month_start), 'liaoning', direction,
+    SELECT GROUPING(day_start, week_start), coalesce(day_start, week_start, month_start), 'liaoning', direction,
            'reform_measure', reform_measure, segment, minutes, count(*) FILTER (WHERE is_completed),
            count(*) FILTER (WHERE NOT is_completed), min(target_hours), max(target_hours)
     FROM by_measure
-    GROUP BY direction, segment, reform_measure, minutes, GROUPING SETS ((week_start), (month_start))
+    GROUP BY direction, segment, reform_measure, minutes, GROUPING SETS ((day_start), (week_start), (month_start))
     UNION ALL
     SELECT 3, month_start, district, direction,
         CASE
