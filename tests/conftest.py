@@ -44,6 +44,19 @@ def clearance_env(tmp_path, monkeypatch):
     return inbox, warehouse
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (tests/browser.py), one per test module."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import launch
+
+    with sync_playwright() as p:
+        instance = launch(p)
+        yield instance
+        instance.close()
+
+
 def pytest_unconfigure(config):
     """The scratch Airflow home goes with the session (each xdist worker has its own)."""
     if os.environ.get("AIRFLOW_HOME") == str(_AIRFLOW_HOME):

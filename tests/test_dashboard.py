@@ -19,7 +19,7 @@ import pytest
 from clearance_tools.delivery_writer import write_delivery
 from clearance.pipeline import run_business_date
 from clearance_tools.simulator import simulate
-from tests.browser import Watched, artifacts_dir, launch
+from tests.browser import Watched, artifacts_dir
 from tests.deliveries import dec_head, entry_id, receipt
 
 XES = "{http://www.xes-standard.org/}"
@@ -51,16 +51,6 @@ def published(tmp_path_factory):
 def query(warehouse, sql, params=()):
     with duckdb.connect(str(warehouse), read_only=True) as con:
         return con.execute(sql, list(params)).fetchall()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = launch(p)
-        yield instance
-        instance.close()
 
 
 def open_dashboard(browser, published, width: int, name: str):

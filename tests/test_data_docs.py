@@ -13,7 +13,7 @@ import pytest
 
 from clearance_tools.delivery_writer import write_delivery
 from clearance.pipeline import run_business_date
-from tests.browser import Watched, artifacts_dir, launch
+from tests.browser import Watched, artifacts_dir
 from tests.deliveries import cargo_event, container, dec_head, entry_id, manifest_line, receipt, vessel_event
 
 DAY = "2026-11-20"
@@ -43,16 +43,6 @@ def docs(tmp_path_factory):
         mp.setenv("CLEARANCE_MAX_QUARANTINE_SHARE", "1")  # a small file with bad rows still loads
         run_business_date(DAY)
     return warehouse.parent / "data_docs", warehouse
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = launch(p)
-        yield instance
-        instance.close()
 
 
 def result_page(docs_dir, kind: str):

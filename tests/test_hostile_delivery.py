@@ -20,7 +20,7 @@ import pytest
 from clearance.contract import data_file_name
 from clearance_tools.delivery_writer import write_delivery
 from clearance.pipeline import run_business_date
-from tests.browser import Watched, artifacts_dir, launch
+from tests.browser import Watched, artifacts_dir
 from tests.conftest import state_file
 from tests.deliveries import cargo_event, container, dec_head, entry_id, manifest_line, receipt, vessel_event
 from tests.test_alerts import free_port, smtp_connection
@@ -125,16 +125,6 @@ def test_the_stalled_shipments_carry_the_hostile_owners(hostile):
     owners = sorted(o for (o,) in query(warehouse, "SELECT owner_name FROM mart_stalled_shipments "
                                                    "WHERE stage = 'accepted_not_released'"))
     assert owners == sorted(v.strip() for v in HOSTILE)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = launch(p)
-        yield instance
-        instance.close()
 
 
 def open_page(browser, path: Path):
