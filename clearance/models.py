@@ -5,9 +5,11 @@ everything about the table (the way dbt's `config()` does), one SELECT (the tabl
 comments on the table and its columns:
 
     /*
-    materialized: incremental          # or `table`: rebuilt every run (the default)
+    materialized: incremental          # or `table`: rebuilt every run (the default), or `differences`
     unique_key: [entry_id]             # incremental: a touched key's rows are deleted and selected again
     touched_keys: affected_entries     # incremental: the table of the keys this run touches
+    differences: cohort_completion_changes   # differences: the signed rows this run adds, by unique_key,
+    sums: [completions]                #   to the columns summed (rows summing to zero go)
     publish: {monthly_parquet: declaration_month, order_by: entry_id}   # or `table`; none: not published
     export: {month: "strftime(business_date, '%Y-%m')"}                # in the analysts' Parquet export
     tests: {unique: [...], not_null: [...], relationships: [...], accepted_values: {...},
@@ -95,6 +97,7 @@ class Model:
     layer: str
     incremental: bool
     unique_key: tuple[str, ...]
+    sums: tuple[str, ...]  # a differences model: the columns its differences add to
     touched_keys: str | None
     select: str
     statements: tuple[str, ...]  # comments on the table and its columns
@@ -107,14 +110,20 @@ class Model:
     def read(cls, path: Path) -> Model:
         header = read_header(path)
         unknown = set(header) - {"materialized", "unique_key", "touched_keys", "publish", "export", "tests",
-                                 "depends_on"}
+                                 "depends_on", "differences", "sums"}
         if unknown:
             raise ValueError(f"{path}: unknown header keys {sorted(unknown)}")
         materialized = header.get("materialized", "table")
-        if materialized not in ("table", "incremental"):
-            raise ValueError(f"{path}: materialized must be table or incremental, not {materialized!r}")
-        incremental = materialized == "incremental"
-        if incremental and not (header.get("unique_key") and header.get("touched_keys")):
+        if materialized not in ("table", "incremental", "differences"):
+            raise ValueError(f"{path}: materialized must be table, incremental or differences, not {materialized!r}")
+        incremental = materialized != "table"
+        if materialized == "differences":
+            if not (header.get("unique_key") and header.get("differences") and header.get("sums")):
+                raise ValueError(f"{path}: a differences model names its unique_key, differences table and sums")
+            if header.get("touched_keys"):
+                raise ValueError(f"{path}: a differences model's touched keys are its differences table")
+            header["touched_keys"] = header["differences"]
+        elif incremental and not (header.get("unique_key") and header.get("touched_keys")):
             raise ValueError(f"{path}: an incremental model names its unique_key and its touched_keys table")
         sql = path.read_text(encoding="utf-8")
         statements = [s.query.strip().rstrip(";") for s in duckdb.extract_statements(sql)]
@@ -129,7 +138,7 @@ class Model:
             raise ValueError(f"{path}: publish is table, {{monthly_parquet: <month>, order_by: ...}} or none")
         reads = tables_read(statements[0]) | set(_as_list(header.get("depends_on")))
         return cls(path.stem, path, path.parent.name, incremental, tuple(_as_list(header.get("unique_key"))),
-                   header.get("touched_keys"), statements[0], tuple(statements[1:]), frozenset(reads), publication,
+                   tuple(_as_list(header.get("sums"))), header.get("touched_keys"), statements[0], tuple(statements[1:]), frozenset(reads), publication,
                    (header.get("export") or {}).get("month"), header.get("tests") or {})
 
     @property
@@ -261,6 +270,8 @@ def run_model(con: duckdb.DuckDBPyConnection, model: Model, full_refresh: bool) 
                 con.execute(statement)
             if monthly:
                 _record_changed_months(con, model, full_refresh=True)
+        elif model.sums:
+            _add_differences(con, model)
         else:
             if monthly:
                 _record_changed_months(con, model, full_refresh=False)  # the months of the rows replaced
@@ -270,6 +281,27 @@ def run_model(con: duckdb.DuckDBPyConnection, model: Model, full_refresh: bool) 
                 _record_changed_months(con, model, full_refresh=False)  # and of the rows that replace them
     except duckdb.Error as exc:
         raise RuntimeError(f"{model.relative_path}: {exc}") from exc
+
+
+def _add_differences(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+    """A differences model's incremental run: its differences table's rows are added, key by key, to
+    the sums of the model's rows (a new key is inserted, a key whose sums come to zero is deleted)."""
+    if model.publication is not None:
+        raise RuntimeError("a differences model is not published (its months are not tracked)")
+    columns = [c for (c,) in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND table_name = ? ORDER BY column_index", [model.name]).fetchall()]
+    summed = ", ".join(
+        f"sum({c})::BIGINT AS {c}" if c in model.sums else c if c in model.unique_key else f"any_value({c}) AS {c}"
+        for c in columns)
+    keys = ", ".join(model.unique_key)
+    listed = ", ".join(columns)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE differences_summed AS SELECT {summed} FROM ("
+                f"SELECT {listed} FROM {model.name} WHERE EXISTS (SELECT 1 FROM {model.touched_keys} AS k "
+                f"WHERE {_key_match(model)}) UNION ALL SELECT {listed} FROM {model.touched_keys}) GROUP BY {keys}")
+    con.execute(f"DELETE FROM {model.name} USING {model.touched_keys} AS k WHERE {_key_match(model)}")
+    nonzero = " OR ".join(f"{c} <> 0" for c in model.sums)
+    con.execute(f"INSERT INTO {model.name} BY NAME SELECT * FROM differences_summed WHERE {nonzero}")
 
 
 def _run_steps(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> None:
@@ -340,7 +372,7 @@ def run_models(con: duckdb.DuckDBPyConnection, business_date: str, export_dates:
     con.execute("INSERT INTO model_fingerprint VALUES (?, now())", [fingerprint])
     counts = {name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
               for name in ("affected_entries", "affected_bills", "affected_calls", "affected_periods",
-                           "affected_arrival_periods")}
+                           "affected_arrival_months", "affected_cohort_slices")}
     outcome = {"build_id": build_id, "business_date": business_date, "full_refresh": full_refresh, **counts,
                "tests": tested, "model_seconds": seconds}
     log.info("models %s: %s", "rebuilt in full" if full_refresh else "updated",

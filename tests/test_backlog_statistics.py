@@ -257,11 +257,13 @@ def synthetic_state(rows: list[dict], cutoff: datetime) -> duckdb.DuckDBPyConnec
     """An in-memory state with only what the backlog-aware model reads, built by the project's own models."""
     from clearance.config import TRANSFORMS_DIR
     from clearance.models import Model, run_model
-    from clearance.state import ensure_schema
+    from clearance.state import ensure_schema, run_sql_file
 
     con = duckdb.connect()
     ensure_schema(con)  # the macros, and the tables the runner keeps its books in
+    run_sql_file(con, TRANSFORMS_DIR / "incremental" / "00_cohort_macros.sql")  # the backlog-aware statistics' own
     con.execute("CREATE TABLE run_context AS SELECT ?::TIMESTAMP AS cutoff_at", [cutoff])
+    con.execute("SET VARIABLE cutoff_at = ?::TIMESTAMP", [cutoff])
     con.execute("CREATE TABLE ref_clearance_targets AS SELECT 'state_council_2021' AS target_code, 'import' AS direction,"
                 " NULL::VARCHAR AS district_code, 48.0 AS target_hours, true AS is_operative")
     con.execute("""CREATE TABLE core_shipments (entry_id VARCHAR, direction VARCHAR, is_counted BOOLEAN,
@@ -273,7 +275,8 @@ def synthetic_state(rows: list[dict], cutoff: datetime) -> duckdb.DuckDBPyConnec
                     "['none'], false, ?, ?, NULL, NULL, NULL, NULL, ?, NULL)",
                     [[r["entry_id"], r["port"], r["arrival_at"], r["arrival_at"], r["released_at"]] for r in rows])
     run_model(con, Model.read(TRANSFORMS_DIR / "core" / "core_segment_spans.sql"), full_refresh=True)
-    run_model(con, Model.read(TRANSFORMS_DIR / "marts" / "mart_arrival_cohort_statistics.sql"), full_refresh=True)
+    for mart in ("mart_cohort_completions", "mart_cohort_slices", "mart_arrival_cohort_statistics"):
+        run_model(con, Model.read(TRANSFORMS_DIR / "marts" / f"{mart}.sql"), full_refresh=True)
     return con
 
 

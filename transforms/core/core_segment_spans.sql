@@ -1,7 +1,7 @@
 -- One row per shipment and segment it can enter: the milestones that start and end the segment.
 -- The backlog-aware statistics count a shipment in a segment from its start milestone on and, while
 -- its end milestone is missing at the cut-off, as censored there (mart_arrival_cohort_statistics);
--- the runner finds here the shipments whose figures a new cut-off moves (transforms/incremental/05_touched_arrival_cohorts.sql).
+-- the runner finds here the shipments whose figures a new cut-off moves (transforms/incremental/06_cohort_changes.sql).
 -- Only shipments with an arrival: the cohorts are periods of arrival.
 /*
 materialized: incremental

@@ -6,12 +6,14 @@
 -- A shipment enters a segment's risk set once the segment's start milestone is reached; while its
 -- end milestone is missing it is censored at the cut-off. Ties: completions at a time are counted
 -- before the censorings at that time (a shipment censored at t was still at risk at t).
--- The figures move with the cut-off, so a run restates the cohorts with a shipment whose figures
--- the cut-off moves, and those of the shipments the night touched (transforms/incremental/05_touched_arrival_cohorts.sql).
+-- The figures move with the cut-off, so a run restates the slices with a shipment whose figures the
+-- cut-off moves, and those of the shipments the night touched (transforms/incremental/06_cohort_changes.sql):
+-- from their completions, kept in mart_cohort_completions, and their censorings at this cut-off.
 /*
 materialized: incremental
-unique_key: [grain, period_start]
-touched_keys: affected_arrival_periods
+unique_key: [grain, period_start, scope, direction, dimension, dimension_value, segment]
+touched_keys: affected_cohort_slices
+depends_on: [core_segment_spans, core_shipments, ref_clearance_targets]
 publish: {monthly_parquet: "date_trunc('month', period_start)::DATE", order_by: 'grain, period_start, scope, direction, dimension, dimension_value, segment'}
 tests:
   unique: [[grain, period_start, scope, direction, dimension, dimension_value, segment]]
@@ -23,138 +25,61 @@ tests:
     median_within_its_interval: median_hours IS NULL OR median_lower_hours IS NULL OR median_lower_hours <= median_hours
     median_before_p90: median_hours IS NULL OR p90_hours IS NULL OR median_hours <= p90_hours
 */
-WITH cutoff AS (
-    SELECT cutoff_at FROM run_context
+WITH open_spans AS (
+    -- shipments still in a segment at the cut-off, in the days of the slices restated
+    SELECT * FROM core_segment_spans
+    SEMI JOIN affected_cohort_days USING (arrival_date)
+    WHERE ended_at IS NULL OR ended_at > getvariable('cutoff_at')
 ),
-operative_targets AS (
-    -- one target per direction and district (national: district NULL), as mart_clearance_statistics
-    SELECT direction, district_code, target_hours
-    FROM ref_clearance_targets
-    WHERE is_operative
-    QUALIFY row_number() OVER (PARTITION BY direction, district_code ORDER BY target_hours, target_code) = 1
+open_observations AS (
+    SELECT 1 AS weight, * FROM cohort_observations('open_spans', getvariable('cutoff_at'))
 ),
-observations AS (
-    -- segments entered by the cut-off of counted shipments arrived and declared by then (only the
-    -- days of the cohorts being restated), each milestone as it stood at the cut-off
-    SELECT
-        sp.direction, sp.segment, sp.arrival_date AS day_start, date_trunc('week', sp.arrival_date)::DATE AS week_start,
-        date_trunc('month', sp.arrival_date)::DATE AS month_start,
-        coalesce(s.district_code, 'unknown') AS district, s.declaring_office_code AS office, s.port_code AS port,
-        s.transport_mode_code AS transport_mode, coalesce(s.trade_mode, 'unknown') AS trade_mode, s.commodity_group,
-        CASE WHEN s.inspection_ordered_at <= c.cutoff_at THEN 'inspected' ELSE 'not_inspected' END AS inspection,
-        s.reform_measures,
-        CASE WHEN sp.segment = 'overall_clearance'
-            THEN coalesce(district_target.target_hours, national_target.target_hours) END AS target_hours,
-        -- completed: time to the end milestone; still open: time to the cut-off (censored). In whole
-        -- minutes: finer than any figure shown, and shipments finishing in the same minute are tied,
-        -- which keeps the estimator's work bounded in the big cohorts
-        round(date_diff('second', sp.started_at,
-                        CASE WHEN sp.ended_at <= c.cutoff_at THEN sp.ended_at ELSE c.cutoff_at END) / 60)::BIGINT
-            AS minutes,
-        coalesce(sp.ended_at <= c.cutoff_at, false) AS is_completed
-    FROM core_segment_spans AS sp
-    SEMI JOIN affected_arrival_days USING (arrival_date)
-    JOIN core_shipments AS s USING (entry_id)
-    CROSS JOIN cutoff AS c
-    LEFT JOIN operative_targets AS district_target
-        ON district_target.direction = s.direction AND district_target.district_code = s.district_code
-    LEFT JOIN operative_targets AS national_target
-        ON national_target.direction = s.direction AND national_target.district_code IS NULL
-    WHERE sp.is_counted AND sp.arrival_at <= c.cutoff_at AND sp.declared_at <= c.cutoff_at
-        AND sp.started_at <= c.cutoff_at
+censored AS (
+    SELECT * FROM cohort_minute_counts('open_observations')
+    SEMI JOIN affected_cohort_slices USING (slice_hash)
 ),
-by_measure AS (
-    SELECT * EXCLUDE (reform_measures), unnest(reform_measures) AS reform_measure FROM observations
-),
-at_times AS (
-    -- completions and censorings at each distinct time of every grain, slice and segment, grouped in
-    -- one pass (grouping sets): every slice and period of mart_clearance_statistics. The districts
-    -- (their Time Release Study reports) are also sliced within, by month
-    SELECT
-        GROUPING(day_start, week_start) AS grain_grouping,
-        coalesce(day_start, week_start, month_start) AS period_start,
-        'liaoning' AS scope,
-        direction,
-        CASE
-            WHEN GROUPING(district) = 0 THEN 'district' WHEN GROUPING(office) = 0 THEN 'office'
-            WHEN GROUPING(port) = 0 THEN 'port' WHEN GROUPING(transport_mode) = 0 THEN 'transport_mode'
-            WHEN GROUPING(trade_mode) = 0 THEN 'trade_mode' WHEN GROUPING(commodity_group) = 0 THEN 'commodity_group'
-            WHEN GROUPING(inspection) = 0 THEN 'inspection' ELSE 'all'
-        END AS dimension,
-        CASE
-            WHEN GROUPING(district) = 0 THEN district WHEN GROUPING(office) = 0 THEN office
-            WHEN GROUPING(port) = 0 THEN port WHEN GROUPING(transport_mode) = 0 THEN transport_mode
-            WHEN GROUPING(trade_mode) = 0 THEN trade_mode WHEN GROUPING(commodity_group) = 0 THEN commodity_group
-            WHEN GROUPING(inspection) = 0 THEN inspection ELSE 'all'
-        END AS dimension_value,
-        segment,
-        minutes,
-        count(*) FILTER (WHERE is_completed) AS completions,
-        count(*) FILTER (WHERE NOT is_completed) AS censorings,
-        min(target_hours) AS min_target_hours,
-        max(target_hours) AS max_target_hours
-    FROM observations
-    GROUP BY direction, segment, minutes, GROUPING SETS (
-        (day_start), (day_start, district), (day_start, office), (day_start, port), (day_start, transport_mode),
-        (day_start, trade_mode), (day_start, commodity_group), (day_start, inspection),
-        (week_start), (week_start, district), (week_start, office), (week_start, port), (week_start, transport_mode),
-        (week_start, trade_mode), (week_start, commodity_group), (week_start, inspection),
-        (month_start), (month_start, district), (month_start, office), (month_start, port),
-        (month_start, transport_mode), (month_start, trade_mode), (month_start, commodity_group),
-        (month_start, inspection))
+both_kinds AS (
+    -- only numbers from mart_cohort_completions: its other columns are the slice's, read once per slice below
+    SELECT slice_hash, target_hours, minutes, completions, 0 AS censorings
+    FROM mart_cohort_completions
+    SEMI JOIN affected_cohort_slices USING (slice_hash)
     UNION ALL
-    SELECT GROUPING(day_start, week_start), coalesce(day_start, week_start, month_start), 'liaoning', direction,
-           'reform_measure', reform_measure, segment, minutes, count(*) FILTER (WHERE is_completed),
-           count(*) FILTER (WHERE NOT is_completed), min(target_hours), max(target_hours)
-    FROM by_measure
-    GROUP BY direction, segment, reform_measure, minutes, GROUPING SETS ((day_start), (week_start), (month_start))
-    UNION ALL
-    SELECT 3, month_start, district, direction,
-        CASE
-            WHEN GROUPING(office) = 0 THEN 'office' WHEN GROUPING(port) = 0 THEN 'port'
-            WHEN GROUPING(transport_mode) = 0 THEN 'transport_mode' WHEN GROUPING(trade_mode) = 0 THEN 'trade_mode'
-            WHEN GROUPING(commodity_group) = 0 THEN 'commodity_group' WHEN GROUPING(inspection) = 0 THEN 'inspection'
-            ELSE 'all'
-        END,
-        CASE
-            WHEN GROUPING(office) = 0 THEN office WHEN GROUPING(port) = 0 THEN port
-            WHEN GROUPING(transport_mode) = 0 THEN transport_mode WHEN GROUPING(trade_mode) = 0 THEN trade_mode
-            WHEN GROUPING(commodity_group) = 0 THEN commodity_group WHEN GROUPING(inspection) = 0 THEN inspection
-            ELSE 'all'
-        END,
-        segment, minutes, count(*) FILTER (WHERE is_completed), count(*) FILTER (WHERE NOT is_completed),
-        min(target_hours), max(target_hours)
-    FROM observations
-    GROUP BY month_start, district, direction, segment, minutes,
-        GROUPING SETS ((), (office), (port), (transport_mode), (trade_mode), (commodity_group), (inspection))
-    UNION ALL
-    SELECT 3, month_start, district, direction, 'reform_measure', reform_measure, segment, minutes,
-           count(*) FILTER (WHERE is_completed), count(*) FILTER (WHERE NOT is_completed), min(target_hours),
-           max(target_hours)
-    FROM by_measure
-    GROUP BY month_start, district, direction, segment, reform_measure, minutes
+    SELECT slice_hash, target_hours, minutes, 0, censorings
+    FROM censored
 ),
 slices AS (
-    -- one number per grain, period, scope, slice and segment: the windows below partition by it, which
-    -- is several times faster than by the seven columns
-    SELECT *, row_number() OVER () AS slice_id
-    FROM (SELECT DISTINCT grain_grouping, period_start, scope, direction, dimension, dimension_value, segment
-          FROM at_times)
+    -- A slice is known by its slice_hash below: grouping and sorting by one number is several times
+    -- faster than by the seven columns. Two slices would share one with odds below 1e-9 for the
+    -- ~150,000 slices of a year (a 64-bit hash); mart_cohort_slices tests that none of its do.
+    SELECT DISTINCT ON (slice_hash) slice_hash AS slice_id, grain, period_start, scope, direction, dimension,
+           dimension_value, segment
+    FROM (SELECT slice_hash, grain, period_start, scope, direction, dimension, dimension_value, segment
+          FROM mart_cohort_slices
+          SEMI JOIN affected_cohort_slices USING (slice_hash)
+          UNION ALL
+          SELECT slice_hash, grain, period_start, scope, direction, dimension, dimension_value, segment
+          FROM censored)
 ),
 series AS (
-    SELECT l.slice_id, t.minutes, t.completions::DOUBLE AS completions, t.censorings::DOUBLE AS censorings,
-           t.min_target_hours, t.max_target_hours
-    FROM at_times AS t
-    JOIN slices AS l USING (grain_grouping, period_start, scope, direction, dimension, dimension_value, segment)
+    -- completions (kept from run to run) and censorings (at this cut-off) at each distinct time of
+    -- every grain, slice and segment (00_cohort_macros.sql), not added up again: a time can have a
+    -- row of completions and one of censorings (and one per target). The estimator takes a time's
+    -- rows one after the other, completions first (a shipment censored at t was still at risk at
+    -- t), which gives the same S(t) and Greenwood sum as the time's counts added up (both products
+    -- telescope); the order is total, so a rerun adds the same terms in the same order.
+    SELECT slice_hash AS slice_id, minutes, completions::DOUBLE AS completions, censorings::DOUBLE AS censorings,
+           target_hours AS min_target_hours, target_hours AS max_target_hours, target_hours
+    FROM both_kinds
 ),
 observed AS (
     -- The estimator's running sums run over all slices at once, in the order of (slice, time), as one
     -- streaming pass: a window partitioned by slice sorts and builds a tree per slice, and took 80 % of
     -- the mart's time. A slice's own running sum is then the overall one less its value before the
-    -- slice's first time (slice_start below); the sums are of integers (or doubles holding integers),
+    -- slice's first row (slice_start below); the sums are of integers (or doubles holding integers),
     -- so the order they are added in changes no digit.
-    SELECT *, sum(completions + censorings) OVER so_far AS observed_so_far
-    FROM (FROM series ORDER BY slice_id, minutes)
+    SELECT * EXCLUDE (target_hours), sum(completions + censorings) OVER so_far AS observed_so_far,
+           row_number() OVER so_far AS position
+    FROM (FROM series ORDER BY slice_id, minutes, censorings, target_hours NULLS FIRST)
     WINDOW so_far AS (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
 slice_totals AS (
@@ -182,7 +107,7 @@ terms AS (
         CASE WHEN completions < at_risk THEN round(1e18 * completions / (at_risk * (at_risk - completions)))
              ELSE 0 END::BIGINT AS greenwood_term
     FROM at_risk
-    ORDER BY slice_id, minutes
+    ORDER BY position
 ),
 running AS (
     SELECT *, sum(log_term) OVER so_far AS log_so_far, sum(greenwood_term) OVER so_far AS greenwood_so_far,
@@ -191,10 +116,10 @@ running AS (
     WINDOW so_far AS (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
 slice_start AS (
-    -- the running sums just before each slice's first time
-    SELECT slice_id, arg_min(log_so_far - coalesce(log_term, 0), minutes) AS log_before,
-           arg_min(greenwood_so_far - greenwood_term, minutes) AS greenwood_before,
-           arg_min(completed_overall - completions, minutes) AS completed_before
+    -- the running sums just before each slice's first row
+    SELECT slice_id, arg_min(log_so_far - coalesce(log_term, 0), position) AS log_before,
+           arg_min(greenwood_so_far - greenwood_term, position) AS greenwood_before,
+           arg_min(completed_overall - completions, position) AS completed_before
     FROM running
     GROUP BY slice_id
 ),
@@ -239,18 +164,19 @@ statistics AS (
         min(hours) FILTER (WHERE survival_upper <= 0.1 + 1e-9) AS p90_upper_hours,
         -- summed as whole minutes: a float sum depends on the order of the rows, reruns must not
         sum(completions * minutes)::BIGINT AS completed_minutes,
-        -- an open shipment followed longer than this no longer moves any estimate (transforms/incremental/05_touched_arrival_cohorts.sql)
+        -- an open shipment followed longer than this no longer moves any estimate (transforms/incremental/06_cohort_changes.sql)
         max(hours) FILTER (WHERE completions > 0) AS longest_completed_hours,
-        -- the distribution: shares completed within 1, 3, 6, 12, 24, 48, 72 and 168 hours
+        -- the distribution: shares completed within 1, 3, 6, 12, 24, 48, 72 and 168 hours (S never
+        -- rises: its least value by a time is its value at the last row by then)
         [
-            1 - coalesce(arg_max(survival, hours) FILTER (WHERE hours <= 1), 1.0),
-            1 - coalesce(arg_max(survival, hours) FILTER (WHERE hours <= 3), 1.0),
-            1 - coalesce(arg_max(survival, hours) FILTER (WHERE hours <= 6), 1.0),
-            1 - coalesce(arg_max(survival, hours) FILTER (WHERE hours <= 12), 1.0),
-            1 - coalesce(arg_max(survival, hours) FILTER (WHERE hours <= 24), 1.0),
-            1 - coalesce(arg_max(survival, hours) FILTER (WHERE hours <= 48), 1.0),
-            1 - coalesce(arg_max(survival, hours) FILTER (WHERE hours <= 72), 1.0),
-            1 - coalesce(arg_max(survival, hours) FILTER (WHERE hours <= 168), 1.0)
+            1 - coalesce(min(survival) FILTER (WHERE hours <= 1), 1.0),
+            1 - coalesce(min(survival) FILTER (WHERE hours <= 3), 1.0),
+            1 - coalesce(min(survival) FILTER (WHERE hours <= 6), 1.0),
+            1 - coalesce(min(survival) FILTER (WHERE hours <= 12), 1.0),
+            1 - coalesce(min(survival) FILTER (WHERE hours <= 24), 1.0),
+            1 - coalesce(min(survival) FILTER (WHERE hours <= 48), 1.0),
+            1 - coalesce(min(survival) FILTER (WHERE hours <= 72), 1.0),
+            1 - coalesce(min(survival) FILTER (WHERE hours <= 168), 1.0)
         ] AS share_completed_within,
         [
             coalesce(sum(completions) FILTER (WHERE hours <= 1), 0),
@@ -264,15 +190,13 @@ statistics AS (
         ] AS completed_within,
         any_value(target_hours) AS target_hours,
         -- 1 - S(target): the share completed within the target, open shipments counted
-        1 - coalesce(arg_max(survival, hours) FILTER (WHERE hours <= target_hours), 1.0) AS share_within_target,
+        1 - coalesce(min(survival) FILTER (WHERE hours <= target_hours), 1.0) AS share_within_target,
         sum(completions) FILTER (WHERE hours <= target_hours) AS completed_within_target
     FROM bands
     GROUP BY ALL
 ),
 named AS (
-    -- GROUPING(day_start, week_start): 1 = grouped by day, 2 = by week, 3 = by month
-    SELECT *, CASE grain_grouping WHEN 1 THEN 'day' WHEN 2 THEN 'week' ELSE 'month' END AS grain
-    FROM statistics JOIN slices USING (slice_id)
+    SELECT * FROM statistics JOIN slices USING (slice_id)
 )
 SELECT
     grain,
@@ -305,13 +229,13 @@ SELECT
     -- Moving a censoring from t to a later time changes S only after t. So once a shipment still open
     -- has been followed past the longest completion, or past every time the figures read S at (the
     -- quantiles and their interval ends, null: not reached yet; 168 h; the target), it no longer moves
-    -- them: the runner does not restate the cohort for it (transforms/incremental/05_touched_arrival_cohorts.sql)
+    -- them: the runner does not restate the slice for it (transforms/incremental/06_cohort_changes.sql)
     CASE WHEN completed = 0 THEN 0.0 ELSE least(longest_completed_hours, greatest(
         168.0, coalesce(target_hours, 0), coalesce(median_hours, 'infinity'), coalesce(median_lower_hours, 'infinity'),
         coalesce(median_upper_hours, 'infinity'), coalesce(p90_hours, 'infinity'),
         coalesce(p90_lower_hours, 'infinity'), coalesce(p90_upper_hours, 'infinity'))) END AS stable_after_hours
 FROM named
-SEMI JOIN affected_arrival_periods USING (grain, period_start);
+SEMI JOIN affected_cohort_slices USING (grain, period_start, scope, direction, dimension, dimension_value, segment);
 COMMENT ON TABLE mart_arrival_cohort_statistics IS 'Backlog-aware statistics: shipments by period of arrival (the cohort), direction and slice, every segment estimated with the shipments still open at the cut-off counted as censored there (Kaplan-Meier), with 95 % confidence intervals, beside the released-only figures of the same cohort. Filter one grain, one dimension and one segment at a time.';
 COMMENT ON COLUMN mart_arrival_cohort_statistics.grain IS 'day, week (starting Monday) or month';
 COMMENT ON COLUMN mart_arrival_cohort_statistics.period_start IS 'First day of the period of arrival (Beijing date): the cohort';

@@ -1,0 +1,121 @@
+-- The two halves of the backlog-aware statistics' input, one definition each, for every run (full or
+-- incremental): what a segment span is at a cut-off (an observation), and the completions and
+-- censorings per slice and minute a set of observations adds up to. mart_cohort_completions keeps
+-- the completions from run to run, changed by the observations a night changes
+-- (06_cohort_changes.sql); mart_arrival_cohort_statistics adds the censorings of the shipments
+-- still open at the cut-off. Temporary: they live as long as the run's connection.
+/*
+runs: start
+*/
+-- The observation of each span of `spans` (rows of core_segment_spans) at the cut-off `at_cutoff`:
+-- counted shipments arrived and declared by then whose segment has started, with the slices they
+-- fall in and, completed, the time to the end milestone, still open, the time to the cut-off
+-- (censored). In whole minutes: finer than any figure shown, and shipments finishing in the same
+-- minute are tied, which keeps the estimator's work bounded in the big cohorts.
+CREATE OR REPLACE TEMP MACRO cohort_observations(spans, at_cutoff) AS TABLE
+WITH operative_targets AS (
+    -- one target per direction and district (national: district NULL), as mart_clearance_statistics
+    SELECT direction, district_code, target_hours
+    FROM ref_clearance_targets
+    WHERE is_operative
+    QUALIFY row_number() OVER (PARTITION BY direction, district_code ORDER BY target_hours, target_code) = 1
+)
+SELECT
+    sp.entry_id, sp.direction, sp.segment, sp.arrival_date,
+    coalesce(s.district_code, 'unknown') AS district, s.declaring_office_code AS office, s.port_code AS port,
+    s.transport_mode_code AS transport_mode, coalesce(s.trade_mode, 'unknown') AS trade_mode, s.commodity_group,
+    CASE WHEN s.inspection_ordered_at <= at_cutoff THEN 'inspected' ELSE 'not_inspected' END AS inspection,
+    s.reform_measures,
+    CASE WHEN sp.segment = 'overall_clearance'
+        THEN coalesce(district_target.target_hours, national_target.target_hours) END AS target_hours,
+    round(date_diff('second', sp.started_at, CASE WHEN sp.ended_at <= at_cutoff THEN sp.ended_at ELSE at_cutoff END)
+          / 60)::BIGINT AS minutes,
+    coalesce(sp.ended_at <= at_cutoff, false) AS is_completed
+FROM query_table(spans) AS sp
+JOIN core_shipments AS s USING (entry_id)
+LEFT JOIN operative_targets AS district_target
+    ON district_target.direction = s.direction AND district_target.district_code = s.district_code
+LEFT JOIN operative_targets AS national_target
+    ON national_target.direction = s.direction AND national_target.district_code IS NULL
+WHERE sp.is_counted AND sp.arrival_at <= at_cutoff AND sp.declared_at <= at_cutoff AND sp.started_at <= at_cutoff;
+
+-- Completions and censorings at each minute of every grain, slice and segment that `observations`
+-- (cohort_observations' columns, and `weight`: +1 an observation added, -1 one taken away) add up to, in
+-- one pass (grouping sets): every slice and period of mart_clearance_statistics. The districts
+-- (their Time Release Study reports) are also sliced within, by month. slice_hash: the slice as one
+-- number, to find its rows fast (the slice's columns stay the key).
+CREATE OR REPLACE TEMP MACRO cohort_minute_counts(observations) AS TABLE
+WITH observed AS (
+    SELECT *, arrival_date AS day_start, date_trunc('week', arrival_date)::DATE AS week_start,
+           date_trunc('month', arrival_date)::DATE AS month_start
+    FROM query_table(observations)
+),
+by_measure AS (
+    SELECT * EXCLUDE (reform_measures), unnest(reform_measures) AS reform_measure FROM observed
+),
+counted AS (
+    SELECT
+        CASE GROUPING(day_start, week_start) WHEN 1 THEN 'day' WHEN 2 THEN 'week' ELSE 'month' END AS grain,
+        coalesce(day_start, week_start, month_start) AS period_start,
+        'liaoning' AS scope,
+        direction,
+        CASE
+            WHEN GROUPING(district) = 0 THEN 'district' WHEN GROUPING(office) = 0 THEN 'office'
+            WHEN GROUPING(port) = 0 THEN 'port' WHEN GROUPING(transport_mode) = 0 THEN 'transport_mode'
+            WHEN GROUPING(trade_mode) = 0 THEN 'trade_mode' WHEN GROUPING(commodity_group) = 0 THEN 'commodity_group'
+            WHEN GROUPING(inspection) = 0 THEN 'inspection' ELSE 'all'
+        END AS dimension,
+        CASE
+            WHEN GROUPING(district) = 0 THEN district WHEN GROUPING(office) = 0 THEN office
+            WHEN GROUPING(port) = 0 THEN port WHEN GROUPING(transport_mode) = 0 THEN transport_mode
+            WHEN GROUPING(trade_mode) = 0 THEN trade_mode WHEN GROUPING(commodity_group) = 0 THEN commodity_group
+            WHEN GROUPING(inspection) = 0 THEN inspection ELSE 'all'
+        END AS dimension_value,
+        segment, target_hours, minutes,
+        coalesce(sum(weight) FILTER (WHERE is_completed), 0)::BIGINT AS completions,
+        coalesce(sum(weight) FILTER (WHERE NOT is_completed), 0)::BIGINT AS censorings
+    FROM observed
+    GROUP BY direction, segment, target_hours, minutes, GROUPING SETS (
+        (day_start), (day_start, district), (day_start, office), (day_start, port), (day_start, transport_mode),
+        (day_start, trade_mode), (day_start, commodity_group), (day_start, inspection),
+        (week_start), (week_start, district), (week_start, office), (week_start, port), (week_start, transport_mode),
+        (week_start, trade_mode), (week_start, commodity_group), (week_start, inspection),
+        (month_start), (month_start, district), (month_start, office), (month_start, port),
+        (month_start, transport_mode), (month_start, trade_mode), (month_start, commodity_group),
+        (month_start, inspection))
+    UNION ALL
+    SELECT CASE GROUPING(day_start, week_start) WHEN 1 THEN 'day' WHEN 2 THEN 'week' ELSE 'month' END,
+           coalesce(day_start, week_start, month_start), 'liaoning', direction, 'reform_measure', reform_measure,
+           segment, target_hours, minutes, coalesce(sum(weight) FILTER (WHERE is_completed), 0)::BIGINT,
+           coalesce(sum(weight) FILTER (WHERE NOT is_completed), 0)::BIGINT
+    FROM by_measure
+    GROUP BY direction, segment, reform_measure, target_hours, minutes,
+        GROUPING SETS ((day_start), (week_start), (month_start))
+    UNION ALL
+    SELECT 'month', month_start, district, direction,
+        CASE
+            WHEN GROUPING(office) = 0 THEN 'office' WHEN GROUPING(port) = 0 THEN 'port'
+            WHEN GROUPING(transport_mode) = 0 THEN 'transport_mode' WHEN GROUPING(trade_mode) = 0 THEN 'trade_mode'
+            WHEN GROUPING(commodity_group) = 0 THEN 'commodity_group' WHEN GROUPING(inspection) = 0 THEN 'inspection'
+            ELSE 'all'
+        END,
+        CASE
+            WHEN GROUPING(office) = 0 THEN office WHEN GROUPING(port) = 0 THEN port
+            WHEN GROUPING(transport_mode) = 0 THEN transport_mode WHEN GROUPING(trade_mode) = 0 THEN trade_mode
+            WHEN GROUPING(commodity_group) = 0 THEN commodity_group WHEN GROUPING(inspection) = 0 THEN inspection
+            ELSE 'all'
+        END,
+        segment, target_hours, minutes, coalesce(sum(weight) FILTER (WHERE is_completed), 0)::BIGINT,
+        coalesce(sum(weight) FILTER (WHERE NOT is_completed), 0)::BIGINT
+    FROM observed
+    GROUP BY month_start, district, direction, segment, target_hours, minutes,
+        GROUPING SETS ((), (office), (port), (transport_mode), (trade_mode), (commodity_group), (inspection))
+    UNION ALL
+    SELECT 'month', month_start, district, direction, 'reform_measure', reform_measure, segment, target_hours,
+           minutes, coalesce(sum(weight) FILTER (WHERE is_completed), 0)::BIGINT,
+           coalesce(sum(weight) FILTER (WHERE NOT is_completed), 0)::BIGINT
+    FROM by_measure
+    GROUP BY month_start, district, direction, segment, reform_measure, target_hours, minutes
+)
+SELECT *, hash(grain, period_start, scope, direction, dimension, dimension_value, segment) AS slice_hash
+FROM counted;

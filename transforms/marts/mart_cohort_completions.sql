@@ -1,0 +1,29 @@
+-- The completions the backlog-aware statistics are estimated from, kept from run to run: per arrival
+-- cohort (grain, period), slice and segment, the shipments whose segment ended at each minute since
+-- it started (and their target). A night does not add them up again from every shipment of the
+-- cohorts it restates: it adds the completions the observations it changes add or take away
+-- (transforms/incremental/06_cohort_changes.sql), so its cost follows the night, not the cohorts.
+-- Internal: not published; mart_arrival_cohort_statistics reads it.
+/*
+materialized: differences
+unique_key: [grain, period_start, scope, direction, dimension, dimension_value, segment, target_hours, minutes]
+differences: cohort_completion_changes
+sums: [completions]
+depends_on: [core_segment_spans, core_shipments, ref_clearance_targets]
+tests:
+  expect:
+    completions_counted: completions > 0
+*/
+WITH completed_spans AS (
+    SELECT * FROM core_segment_spans WHERE ended_at <= getvariable('cutoff_at')
+),
+completed AS (
+    SELECT 1 AS weight, * FROM cohort_observations('completed_spans', getvariable('cutoff_at'))
+)
+SELECT grain, period_start, scope, direction, dimension, dimension_value, segment, target_hours, minutes, completions,
+       slice_hash
+FROM cohort_minute_counts('completed');
+COMMENT ON TABLE mart_cohort_completions IS 'Internal (not published): completions per arrival cohort, slice, segment and minute, kept from run to run and changed by what each night changes; mart_arrival_cohort_statistics is estimated from it';
+COMMENT ON COLUMN mart_cohort_completions.minutes IS 'Whole minutes from the segment''s start milestone to its end milestone';
+COMMENT ON COLUMN mart_cohort_completions.completions IS 'Shipments of the slice whose segment ended after this many minutes';
+COMMENT ON COLUMN mart_cohort_completions.slice_hash IS 'hash() of the slice''s columns: finds its rows fast (the columns stay the key)';
