@@ -296,8 +296,10 @@ def _add_differences(con: duckdb.DuckDBPyConnection, model: Model) -> None:
         for c in columns)
     keys = ", ".join(model.unique_key)
     listed = ", ".join(columns)
+    # the other columns go with the key: they are taken from the differences (every key summed has one)
+    kept = ", ".join(c if c in model.unique_key or c in model.sums else f"NULL AS {c}" for c in columns)
     con.execute(f"CREATE OR REPLACE TEMP TABLE differences_summed AS SELECT {summed} FROM ("
-                f"SELECT {listed} FROM {model.name} WHERE EXISTS (SELECT 1 FROM {model.touched_keys} AS k "
+                f"SELECT {kept} FROM {model.name} WHERE EXISTS (SELECT 1 FROM {model.touched_keys} AS k "
                 f"WHERE {_key_match(model)}) UNION ALL SELECT {listed} FROM {model.touched_keys}) GROUP BY {keys}")
     con.execute(f"DELETE FROM {model.name} USING {model.touched_keys} AS k WHERE {_key_match(model)}")
     nonzero = " OR ".join(f"{c} <> 0" for c in model.sums)

@@ -6,7 +6,8 @@
 -- Internal: not published; mart_arrival_cohort_statistics reads it.
 /*
 materialized: differences
-unique_key: [grain, period_start, scope, direction, dimension, dimension_value, segment, target_hours, minutes]
+# the slice's columns go with its slice_hash (mart_cohort_slices tests that no two slices share one)
+unique_key: [slice_hash, target_hours, minutes]
 differences: cohort_completion_changes
 sums: [completions]
 depends_on: [core_segment_spans, core_shipments, ref_clearance_targets]
