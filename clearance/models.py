@@ -138,8 +138,9 @@ class Model:
             raise ValueError(f"{path}: publish is table, {{monthly_parquet: <month>, order_by: ...}} or none")
         reads = tables_read(statements[0]) | set(_as_list(header.get("depends_on")))
         return cls(path.stem, path, path.parent.name, incremental, tuple(_as_list(header.get("unique_key"))),
-                   tuple(_as_list(header.get("sums"))), header.get("touched_keys"), statements[0], tuple(statements[1:]), frozenset(reads), publication,
-                   (header.get("export") or {}).get("month"), header.get("tests") or {})
+                   tuple(_as_list(header.get("sums"))), header.get("touched_keys"), statements[0],
+                   tuple(statements[1:]), frozenset(reads), publication, (header.get("export") or {}).get("month"),
+                   header.get("tests") or {})
 
     @property
     def relative_path(self) -> str:
@@ -241,6 +242,12 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return n > 0
 
 
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {n for (n,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main'"
+    ).fetchall()}
+
+
 def _key_match(model: Model, keys_alias: str = "k") -> str:
     return " AND ".join(f"{model.name}.{c} IS NOT DISTINCT FROM {keys_alias}.{c}" for c in model.unique_key)
 
@@ -287,7 +294,7 @@ def _add_differences(con: duckdb.DuckDBPyConnection, model: Model) -> None:
     """A differences model's incremental run: its differences table's rows are added, key by key, to
     the sums of the model's rows (a new key is inserted, a key whose sums come to zero is deleted)."""
     if model.publication is not None:
-        raise RuntimeError("a differences model is not published (its months are not tracked)")
+        raise RuntimeError("a differences model cannot be published (the months it changes are not tracked)")
     columns = [c for (c,) in con.execute(
         "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' "
         "AND table_name = ? ORDER BY column_index", [model.name]).fetchall()]
@@ -329,7 +336,7 @@ def run_models(con: duckdb.DuckDBPyConnection, business_date: str, export_dates:
     all_models = models()
     full_refresh = (
         full_refresh or export_dates is None or stored != [(fingerprint,)]
-        or not all(table_exists(con, m.name) for m in all_models)
+        or not {m.name for m in all_models} <= _tables(con)
     )
     build_id = uuid.uuid4().hex
     cutoff = datetime.combine(date.fromisoformat(business_date) + timedelta(days=1), datetime.min.time())
@@ -428,20 +435,40 @@ def run_tests(con: duckdb.DuckDBPyConnection, all_models: tuple[Model, ...], ful
     """Every model's tests; failures of severity error fail the build with the model, the test and example rows."""
     failures, warnings, passed = [], [], 0
     con.execute("DELETE FROM model_test_results")
-    for model in all_models:
-        for name, severity, sql in test_queries(model, full_refresh):
-            try:
+    tests = [(model, name, severity, sql) for model in all_models for name, severity, sql in test_queries(model, full_refresh)]
+    # every test's count in one query (a query each costs more than most tests); one by one if it fails,
+    # to name the test that cannot run
+    try:
+        counts = dict(con.execute(" UNION ALL ".join(
+            f"SELECT {i} AS test, count(*) AS failing FROM ({sql})" for i, (*_, sql) in enumerate(tests))).fetchall()) \
+            if tests else {}
+    except duckdb.Error:
+        counts = {}
+    results = []
+    for i, (model, name, severity, sql) in enumerate(tests):
+        try:
+            if i in counts:
+                count = counts[i]
+            else:
                 [(count,)] = con.execute(f"SELECT count(*) FROM ({sql})").fetchall()
-                examples = con.execute(f"SELECT * FROM ({sql}) LIMIT 3").fetchall() if count else []
-            except duckdb.Error as exc:
-                raise ModelTestError(f"{model.relative_path}: test {name} cannot run: {exc}") from exc
-            con.execute("INSERT INTO model_test_results VALUES (getvariable('build_id'), ?, ?, ?, ?, ?)",
-                        [model.name, name, severity, count, repr(examples)[:1000] if examples else None])
-            if not count:
-                passed += 1
-                continue
-            line = f"{model.relative_path}: test {name} failed for {count} row(s), e.g. {examples!r}"[:2000]
-            (failures if severity == "error" else warnings).append(line)
+            examples = con.execute(f"SELECT * FROM ({sql}) LIMIT 3").fetchall() if count else []
+        except duckdb.Error as exc:
+            raise ModelTestError(f"{model.relative_path}: test {name} cannot run: {exc}") from exc
+        results.append((model.name, name, severity, count, repr(examples)[:1000] if examples else None))
+        if not count:
+            passed += 1
+            continue
+        line = f"{model.relative_path}: test {name} failed for {count} row(s), e.g. {examples!r}"[:2000]
+        (failures if severity == "error" else warnings).append(line)
+    if results:
+        import pyarrow as pa
+
+        test_results = pa.table(dict(zip(("model", "test", "severity", "failing", "examples"), map(list, zip(*results)))),
+                                schema=pa.schema([("model", pa.string()), ("test", pa.string()), ("severity", pa.string()),
+                                                  ("failing", pa.int64()), ("examples", pa.string())]))
+        con.register("test_results_of_this_build", test_results)
+        con.execute("INSERT INTO model_test_results SELECT getvariable('build_id'), * FROM test_results_of_this_build")
+        con.unregister("test_results_of_this_build")
     for line in warnings:
         log.warning("%s", line)
     if failures:
