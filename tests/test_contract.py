@@ -92,3 +92,27 @@ def test_every_quarantine_reason_and_finding_is_said_in_words():
     header = (PROJECT_DIR / "transforms" / "marts" / "mart_data_quality_findings.sql").read_text(encoding="utf-8")
     findings = set(re.search(r"finding: \[([^\]]+)\]", header).group(1).replace(" ", "").split(","))
     assert {("quarantine_reason", r) for r in reasons} | {("finding", f) for f in findings} <= labelled
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gx_reads_every_expectations_kwargs_as_its_own_methods_do(kind):
+    """clearance.validation replaces four of GX's kwarg readers with ones that build an expectation's
+    configuration once per call (a second of every night): for every expectation of the suites, the
+    kwargs read are GX's own."""
+    from clearance.validation import _import_great_expectations, load_suite_document
+
+    gx = _import_great_expectations()
+    from great_expectations.expectations.expectation import Expectation
+
+    if not hasattr(Expectation, "_clearance_gx_kwargs_methods"):
+        pytest.skip(f"GX {gx.__version__}: its own readers are used")
+    gx_own = Expectation._clearance_gx_kwargs_methods
+    suite = gx.ExpectationSuite(name=f"check_{kind}", expectations=load_suite_document(kind)["expectations"])
+    assert suite.expectations
+    for expectation in suite.expectations:
+        for runtime in ({}, {"result_format": {"result_format": "COMPLETE", "unexpected_index_column_names": ["x"]}}):
+            assert expectation._get_runtime_kwargs(runtime) == gx_own["_get_runtime_kwargs"](expectation, runtime)
+        assert expectation._get_success_kwargs() == gx_own["_get_success_kwargs"](expectation)
+        assert expectation._get_domain_kwargs() == gx_own["_get_domain_kwargs"](expectation)
+        for key in (*expectation.runtime_keys, *expectation.success_keys, "mostly", "no_such_key"):
+            assert expectation._get_success_kwarg(key, "default") == gx_own["_get_success_kwarg"](expectation, key, "default")
