@@ -96,7 +96,7 @@ class NightsByHand:
 
 @pytest.fixture(scope="module")
 def nights_by_hand(inbox, tmp_path_factory):
-    by_hand = NightsByHand(inbox, tmp_path_factory.mktemp("by_hand"), 5, snapshots=(3, 5))
+    by_hand = NightsByHand(inbox, tmp_path_factory.mktemp("by_hand"), 5, snapshots=(2, 5))
     yield by_hand
     by_hand.stop()
 
@@ -337,13 +337,13 @@ def check_nights(deployment: Deployment, nights_by_hand: NightsByHand, backfille
 
 
 def test_the_same_nights_with_postgresql_as_the_metadata_database(tmp_path, inbox, nights_by_hand):
-    """Two backfilled nights and a triggered one (fewer than on SQLite: the suite's time)."""
+    """A backfilled night and a triggered one (fewer than on SQLite: the suite's time)."""
     postgres = PostgresServer()
     try:
         running = Deployment(tmp_path, inbox, database_url=postgres.url)
         try:
             assert "metadata database PostgreSQL" in running.tail(200)
-            check_nights(running, nights_by_hand, backfilled=2, triggered=1)
+            check_nights(running, nights_by_hand, backfilled=1, triggered=1)
         finally:
             running.stop()
     finally:
