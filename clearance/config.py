@@ -42,6 +42,7 @@ class Settings:
     keep_versions: int  # published warehouse files kept in versions/ besides the live one
     dashboard: Path  # the nightly dashboard, one self-contained HTML file
     memory_limit: str  # DuckDB's memory limit for the pipeline's work (it spills to disk beyond it)
+    rebuild_memory_limit: str  # ...and for a full rebuild of the models, which reads every loaded row
     dashboard_url: str  # where offices open the dashboard; alert digests link to it
 
     @property
@@ -101,6 +102,8 @@ def settings() -> Settings:
         max_quarantine_rows=int(os.environ.get("CLEARANCE_MAX_QUARANTINE_ROWS", "20")),
         keep_versions=int(os.environ.get("CLEARANCE_KEEP_VERSIONS", "5")),
         dashboard=dashboard,
-        memory_limit=os.environ.get("CLEARANCE_DUCKDB_MEMORY_LIMIT", "3GB"),
+        # a night's task stays within 1.5 GiB (DuckDB's limit plus the process), a rebuild within 3 GiB
+        memory_limit=os.environ.get("CLEARANCE_DUCKDB_MEMORY_LIMIT", "1.2GB"),
+        rebuild_memory_limit=os.environ.get("CLEARANCE_DUCKDB_REBUILD_MEMORY_LIMIT", "2.5GB"),
         dashboard_url=os.environ.get("CLEARANCE_DASHBOARD_URL") or dashboard.as_uri(),
     )

@@ -44,7 +44,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from clearance.config import SEEDS_DIR, TRANSFORMS_DIR
+from clearance.config import SEEDS_DIR, TRANSFORMS_DIR, settings
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,9 @@ class Model:
     incremental: bool
     unique_key: tuple[str, ...]
     sums: tuple[str, ...]  # a differences model: the columns its differences add to
+    # stored in this order (columns of the unique key): a night's key matches then read only the row
+    # groups of the keys it changes (DuckDB skips the others by their min/max)
+    cluster_by: tuple[str, ...]
     touched_keys: str | None
     select: str
     statements: tuple[str, ...]  # comments on the table and its columns
@@ -110,7 +113,7 @@ class Model:
     def read(cls, path: Path) -> Model:
         header = read_header(path)
         unknown = set(header) - {"materialized", "unique_key", "touched_keys", "publish", "export", "tests",
-                                 "depends_on", "differences", "sums"}
+                                 "depends_on", "differences", "sums", "cluster_by"}
         if unknown:
             raise ValueError(f"{path}: unknown header keys {sorted(unknown)}")
         materialized = header.get("materialized", "table")
@@ -125,6 +128,9 @@ class Model:
             header["touched_keys"] = header["differences"]
         elif incremental and not (header.get("unique_key") and header.get("touched_keys")):
             raise ValueError(f"{path}: an incremental model names its unique_key and its touched_keys table")
+        cluster_by = tuple(_as_list(header.get("cluster_by")))
+        if not set(cluster_by) <= set(_as_list(header.get("unique_key"))):
+            raise ValueError(f"{path}: cluster_by names columns of the unique_key (a night's key matches use them)")
         sql = path.read_text(encoding="utf-8")
         statements = [s.query.strip().rstrip(";") for s in duckdb.extract_statements(sql)]
         publish = header.get("publish")
@@ -138,7 +144,7 @@ class Model:
             raise ValueError(f"{path}: publish is table, {{monthly_parquet: <month>, order_by: ...}} or none")
         reads = tables_read(statements[0]) | set(_as_list(header.get("depends_on")))
         return cls(path.stem, path, path.parent.name, incremental, tuple(_as_list(header.get("unique_key"))),
-                   tuple(_as_list(header.get("sums"))), header.get("touched_keys"), statements[0],
+                   tuple(_as_list(header.get("sums"))), cluster_by, header.get("touched_keys"), statements[0],
                    tuple(statements[1:]), frozenset(reads), publication, (header.get("export") or {}).get("month"),
                    header.get("tests") or {})
 
@@ -172,16 +178,17 @@ def tables_read(select: str) -> set[str]:
 
 
 @cache
-def _models_of(fingerprint: str) -> tuple[Model, ...]:
+def _models_of(transforms_dir: Path, fingerprint: str) -> tuple[Model, ...]:
+    # keyed by the folder too: the same files elsewhere (a test's copy) are other paths
     ordered: list[Model] = []
     seen_layers: dict[str, str] = {}
     for layer in MODEL_LAYERS:
-        models = {p.stem: Model.read(p) for p in sorted((TRANSFORMS_DIR / layer).glob("*.sql"))}
+        models = {p.stem: Model.read(p) for p in sorted((transforms_dir / layer).glob("*.sql"))}
         graph = graphlib.TopologicalSorter({name: m.reads & models.keys() - {name} for name, m in models.items()})
         for name in graph.static_order():
             for dependency in models[name].reads:
                 later = seen_layers.get(dependency) is None and any(
-                    (TRANSFORMS_DIR / other / f"{dependency}.sql").exists()
+                    (transforms_dir / other / f"{dependency}.sql").exists()
                     for other in MODEL_LAYERS[MODEL_LAYERS.index(layer) + 1:])
                 if later:
                     raise ValueError(f"{models[name].relative_path} reads {dependency}, a model of a later layer")
@@ -192,7 +199,7 @@ def _models_of(fingerprint: str) -> tuple[Model, ...]:
 
 def models() -> tuple[Model, ...]:
     """Every model, in run order: layer by layer, and within a layer after the models it reads."""
-    return _models_of(models_fingerprint())
+    return _models_of(TRANSFORMS_DIR, models_fingerprint())
 
 
 def monthly_parquet_tables() -> dict[str, Publication]:
@@ -252,6 +259,12 @@ def _key_match(model: Model, keys_alias: str = "k") -> str:
     return " AND ".join(f"{model.name}.{c} IS NOT DISTINCT FROM {keys_alias}.{c}" for c in model.unique_key)
 
 
+def _delete_touched(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+    # as EXISTS, not DELETE ... USING: DuckDB then skips the row groups whose keys' min/max rule them out
+    con.execute(f"DELETE FROM {model.name} WHERE EXISTS (SELECT 1 FROM {model.touched_keys} AS k "
+                f"WHERE {_key_match(model)})")
+
+
 def _record_changed_months(con: duckdb.DuckDBPyConnection, model: Model, full_refresh: bool) -> None:
     """Months of a monthly-Parquet table whose rows change: the next publish writes them again."""
     month = model.publication.month
@@ -272,6 +285,8 @@ def run_model(con: duckdb.DuckDBPyConnection, model: Model, full_refresh: bool) 
             select = TOUCHED_KEYS_FILTER.sub("", model.select) if full_refresh else model.select
             if full_refresh and "affected_" in select:
                 raise RuntimeError("rows of touched keys must be picked with `SEMI JOIN affected_<keys> USING (...)`")
+            if model.cluster_by:
+                select = f"SELECT * FROM ({select}) ORDER BY {', '.join(model.cluster_by)}"
             con.execute(f"CREATE OR REPLACE TABLE {model.name} AS {select}")
             for statement in model.statements:
                 con.execute(statement)
@@ -282,7 +297,7 @@ def run_model(con: duckdb.DuckDBPyConnection, model: Model, full_refresh: bool) 
         else:
             if monthly:
                 _record_changed_months(con, model, full_refresh=False)  # the months of the rows replaced
-            con.execute(f"DELETE FROM {model.name} USING {model.touched_keys} AS k WHERE {_key_match(model)}")
+            _delete_touched(con, model)
             con.execute(f"INSERT INTO {model.name} BY NAME {model.select}")
             if monthly:
                 _record_changed_months(con, model, full_refresh=False)  # and of the rows that replace them
@@ -308,9 +323,10 @@ def _add_differences(con: duckdb.DuckDBPyConnection, model: Model) -> None:
     con.execute(f"CREATE OR REPLACE TEMP TABLE differences_summed AS SELECT {summed} FROM ("
                 f"SELECT {kept} FROM {model.name} WHERE EXISTS (SELECT 1 FROM {model.touched_keys} AS k "
                 f"WHERE {_key_match(model)}) UNION ALL SELECT {listed} FROM {model.touched_keys}) GROUP BY {keys}")
-    con.execute(f"DELETE FROM {model.name} USING {model.touched_keys} AS k WHERE {_key_match(model)}")
+    _delete_touched(con, model)
     nonzero = " OR ".join(f"{c} <> 0" for c in model.sums)
-    con.execute(f"INSERT INTO {model.name} BY NAME SELECT * FROM differences_summed WHERE {nonzero}")
+    order = f" ORDER BY {', '.join(model.cluster_by)}" if model.cluster_by else ""
+    con.execute(f"INSERT INTO {model.name} BY NAME SELECT * FROM differences_summed WHERE {nonzero}{order}")
 
 
 def _run_steps(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> None:
@@ -338,6 +354,19 @@ def run_models(con: duckdb.DuckDBPyConnection, business_date: str, export_dates:
         full_refresh or export_dates is None or stored != [(fingerprint,)]
         or not {m.name for m in all_models} <= _tables(con)
     )
+    if not full_refresh:
+        return _run_models(con, business_date, export_dates, all_models, fingerprint, full_refresh)
+    # a rebuild reads every loaded row: more memory than a night's (the state's connections have that)
+    limits = settings()
+    con.execute(f"SET memory_limit = {_literal(limits.rebuild_memory_limit)}")
+    outcome = _run_models(con, business_date, export_dates, all_models, fingerprint, full_refresh)
+    # (after a failure the transaction is aborted and the caller closes the connection)
+    con.execute(f"SET memory_limit = {_literal(limits.memory_limit)}")
+    return outcome
+
+
+def _run_models(con: duckdb.DuckDBPyConnection, business_date: str, export_dates: list[str] | None,
+                all_models: tuple[Model, ...], fingerprint: str, full_refresh: bool) -> dict:
     build_id = uuid.uuid4().hex
     cutoff = datetime.combine(date.fromisoformat(business_date) + timedelta(days=1), datetime.min.time())
     con.execute("SET VARIABLE seeds_dir = ?", [str(SEEDS_DIR)])

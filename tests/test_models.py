@@ -119,3 +119,46 @@ COMMENT ON TABLE mart_port_copies IS 'One row per port (it claims)';
     assert "transforms/marts/mart_port_copies.sql: test unique(port_code) failed for 1 row(s)" in str(caught.value)
     assert "'DLC'" in str(caught.value)  # the key that has copies
     assert not warehouse.exists()
+
+
+def test_a_cluster_key_stores_the_rows_in_its_order_and_must_be_part_of_the_key(clearance_env, transforms):
+    inbox, warehouse = clearance_env
+    one_released_shipment(inbox)
+    for day, hour in (("2026-11-21", 2), ("2026-11-22", 5)):
+        shipment = entry_id(hour)
+        write_delivery(inbox, day, {"dec_head": [dec_head(shipment, f"{day} 0{hour}:00:00", bill=f"COSU{hour}")],
+                                    "dec_result": [receipt(shipment, "L", f"{day} 0{hour}:30:00")]})
+    run_business_date(DAY)
+    run_business_date("2026-11-21")
+    # the completions are stored by period_start (cluster_by): after the rebuild a night's rows follow
+    from clearance.warehouse import rebuild
+    from clearance.config import settings
+
+    rebuild(settings())
+    state = warehouse.parent / "_state" / "clearance_state.duckdb"
+    with duckdb.connect(str(state), read_only=True) as con:
+        periods = [p for (p,) in con.execute("SELECT period_start FROM mart_cohort_completions ORDER BY rowid").fetchall()]
+        assert len(set(periods)) > 1
+        assert periods == sorted(periods)
+
+    # a cluster column outside the unique key would leave a night's key matches unable to skip anything
+    model = transforms / "marts" / "mart_cohort_completions.sql"
+    model.write_text(model.read_text(encoding="utf-8").replace("cluster_by: period_start", "cluster_by: grain"),
+                     encoding="utf-8")
+    with pytest.raises(ValueError, match="mart_cohort_completions.sql: cluster_by names columns of the unique_key"):
+        run_business_date("2026-11-22")
+
+
+def test_a_rebuild_runs_under_its_own_memory_limit_and_a_night_under_the_nights(clearance_env, monkeypatch):
+    from clearance.config import settings
+    from clearance.warehouse import rebuild
+
+    inbox, warehouse = clearance_env
+    one_released_shipment(inbox)
+    run_business_date(DAY)  # the first night builds every table: a rebuild, under the rebuild's limit
+    monkeypatch.setenv("CLEARANCE_DUCKDB_REBUILD_MEMORY_LIMIT", "1MB")
+    shipment = entry_id(2)
+    write_delivery(inbox, "2026-11-21", {"dec_head": [dec_head(shipment, "2026-11-21 02:00:00", bill="COSU2")]})
+    run_business_date("2026-11-21")  # incremental: the night's limit, not the rebuild's
+    with pytest.raises(RuntimeError, match=r"Out of Memory Error.*/976.5 KiB used"):
+        rebuild(settings())

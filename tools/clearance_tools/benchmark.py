@@ -217,16 +217,15 @@ def run_night(env: dict, warehouse: Path, inbox: Path, business_date: str, check
             "times": {name: t for p in parts.values() for name, t in p["times"].items()}}
 
 
-def step_scheduled_night(root: str, state: str, partitions: str, inbox: str, business_date: str,
-                         smtp_env: dict) -> dict:
+def step_scheduled_night(root: str, rebuilt: str, inbox: str, business_date: str, smtp_env: dict) -> dict:
     """The night in the local deployment (python -m clearance.deployment serve: scheduler, DAG
-    processor, triggerer, API server), on a copy of the year's state: triggered as `make run` does,
-    timed from the run's start to its publish_warehouse task's end, from Airflow's own records."""
+    processor, triggerer, API server), on a copy of the year's warehouse as its full rebuild left it:
+    triggered as `make run` does, timed from the run's start to its publish_warehouse task's end,
+    from Airflow's own records."""
     folder = Path(root)
     shutil.rmtree(folder, ignore_errors=True)
     warehouse = folder / "warehouse" / "clearance.duckdb"
-    fresh_copy(Path(state), warehouse)
-    shutil.copytree(partitions, warehouse.parent / "partitions", copy_function=os.link)
+    copy_warehouse(Path(rebuilt), warehouse.parent)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -463,6 +462,16 @@ def cached_history(root: Path, label: str, inbox: Path, days: list[str], fresh: 
     return state
 
 
+def copy_warehouse(source: Path, copy: Path) -> None:
+    """A copy of a warehouse folder (state file, published file, exports) to run a night on: every
+    night measured starts from the same state, never from one that already holds the night (a rerun
+    of a night changes nothing and costs a fraction). The monthly Parquet files are hard links: they
+    are written once and never changed (a night writes new ones)."""
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(source, copy, symlinks=True, copy_function=lambda src, dst: (
+        os.link(src, dst) if Path(src).relative_to(source).parts[0] == "partitions" else shutil.copy2(src, dst)))
+
+
 def fresh_copy(loaded_state: Path, warehouse: Path) -> None:
     """A new warehouse folder whose state file is a copy of the loaded history."""
     shutil.rmtree(warehouse.parent, ignore_errors=True)
@@ -600,12 +609,16 @@ def run_benchmark(args: argparse.Namespace) -> int:
                     rebuild["peak_rss_mib"], f"{rebuild['core_shipments'] / 1e6:.2f} M shipments, "
                     f"{rebuild['core_clearance_events'] / 1e6:.1f} M events")
                 row(f"first publish{tag}: every monthly Parquet file", rebuild["first_publish_s"])
-                if which == "after":
-                    base_state = root / f"{label}-before-the-night_state.duckdb"
-                    shutil.copyfile(state_of(warehouse), base_state)  # for the nights of one port and the scheduler
-                nights = [run_night(smtp_env, warehouse, inbox, night, checkout) for _ in range(2)]
+                # the warehouse as the rebuild left it: each night below, the scheduler's and the ports' start from it
+                rebuilt = root / f"{label}-{which}-rebuilt"
+                copy_warehouse(warehouse.parent, rebuilt)
+                nights = []
+                for _ in range(2):
+                    copy_warehouse(rebuilt, warehouse.parent)
+                    nights.append(run_night(smtp_env, warehouse, inbox, night, checkout))
                 best = min(nights, key=lambda n: sum(n["times"][s] for s in TO_PUBLISHED))
-                results[(label, which)] = {"rebuild": rebuild, "night": best, "warehouse": warehouse}
+                results[(label, which)] = {"rebuild": rebuild, "night": best, "warehouse": warehouse,
+                                           "rebuilt": rebuilt}
                 for part, title in NIGHT_PARTS.items():
                     times = best["parts"][part]["times"]
                     row(f"night {night}{tag}: {title}", sum(times.values()), best["parts"][part]["peak_rss_mib"],
@@ -652,9 +665,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
         header("The night on the year under the running scheduler (python -m clearance.deployment serve, SQLite)")
         for which, checkout in ([("before", before)] if before else []) + [("after", None)]:
             scheduled = run_step("scheduled_night", checkout=checkout, root=str(root / f"scheduler-{which}"),
-                                 state=str(root / "year-before-the-night_state.duckdb"),
-                                 partitions=str(year.parent / "partitions"), inbox=str(inbox), business_date=night,
-                                 smtp_env=smtp_env)
+                                 rebuilt=str(results[("year", which)]["rebuilt"]), inbox=str(inbox),
+                                 business_date=night, smtp_env=smtp_env)
             tag = " (before)" if which == "before" else ""
             row(f"run{tag}: triggered to published warehouse", scheduled["to_published_s"], None,
                 f"run ended after {scheduled['run_s']:.1f} s; {scheduled['state']}")
@@ -710,7 +722,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
         if full:
             header(f"One port's share of the night {night}, on {len(history)} days of history (best of 2)")
-            port_nights(root, year, inbox, night, len(history))
+            port_nights(root, results[("year", "after")]["rebuilt"], inbox, night, len(history))
     finally:
         sink.stop()
 
@@ -719,21 +731,19 @@ def run_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-def port_nights(root: Path, year: Path, inbox: Path, night: str, days: int) -> None:
+def port_nights(root: Path, rebuilt: Path, inbox: Path, night: str, days: int) -> None:
     import duckdb
 
-    with duckdb.connect(str(year), read_only=True) as con:
+    with duckdb.connect(str(rebuilt / "clearance.duckdb"), read_only=True) as con:
         ports = [p for (p,) in con.execute("SELECT port_code FROM ref_ports ORDER BY port_code").fetchall()]
     for port in ports:
-        # a copy of the year's state from before the night, and hard links to the year's Parquet
-        # files (never changed; the port's night writes new ones)
         copy = root / f"port-{port}" / "clearance.duckdb"
-        shutil.rmtree(copy.parent, ignore_errors=True)
-        state_of(copy).parent.mkdir(parents=True)
-        shutil.copyfile(root / "year-before-the-night_state.duckdb", state_of(copy))
-        shutil.copytree(year.parent / "partitions", copy.parent / "partitions", copy_function=os.link)
-        p = min((run_step("port_night", warehouse=str(copy), inbox=str(inbox), business_date=night, port=port)
-                 for _ in range(2)), key=lambda r: sum(r["times"].values()))
+
+        def night_of_the_port() -> dict:
+            copy_warehouse(rebuilt, copy.parent)  # the year as rebuilt, before the night
+            return run_step("port_night", warehouse=str(copy), inbox=str(inbox), business_date=night, port=port)
+
+        p = min((night_of_the_port() for _ in range(2)), key=lambda r: sum(r["times"].values()))
         row(f"{port}: {p['rows']} rows", sum(p["times"].values()), p["peak_rss_mib"],
             ", ".join(f"{k} {v:.2f} s" for k, v in p["times"].items()))
         shutil.rmtree(copy.parent)

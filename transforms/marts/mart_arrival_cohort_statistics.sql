@@ -42,7 +42,8 @@ both_kinds AS (
     -- only numbers from mart_cohort_completions: its other columns are the slice's, read once per slice below
     SELECT slice_hash, target_hours, minutes, completions, 0 AS censorings
     FROM mart_cohort_completions
-    SEMI JOIN affected_cohort_slices USING (slice_hash)
+    -- with period_start, DuckDB reads only the row groups of the restated periods (stored by period_start)
+    SEMI JOIN affected_cohort_slices USING (period_start, slice_hash)
     UNION ALL
     SELECT slice_hash, target_hours, minutes, 0, censorings
     FROM censored

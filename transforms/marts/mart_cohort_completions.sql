@@ -6,8 +6,10 @@
 -- Internal: not published; mart_arrival_cohort_statistics reads it.
 /*
 materialized: differences
-# the slice's columns go with its slice_hash (mart_cohort_slices tests that no two slices share one)
-unique_key: [slice_hash, target_hours, minutes]
+# the slice's columns go with its slice_hash (mart_cohort_slices tests that no two slices share one);
+# period_start too, by which the rows are stored: a night changes recent cohorts, and reads only their rows
+unique_key: [period_start, slice_hash, target_hours, minutes]
+cluster_by: period_start
 differences: cohort_completion_changes
 sums: [completions]
 depends_on: [core_segment_spans, core_shipments, ref_clearance_targets]
