@@ -101,6 +101,8 @@ class Model:
     # stored in this order (columns of the unique key): a night's key matches then read only the row
     # groups of the keys it changes (DuckDB skips the others by their min/max)
     cluster_by: tuple[str, ...]
+    # a full refresh builds the table a month at a time, the months of this query's dates (see run_model)
+    rebuild_by_month: str | None
     touched_keys: str | None
     select: str
     statements: tuple[str, ...]  # comments on the table and its columns
@@ -113,7 +115,8 @@ class Model:
     def read(cls, path: Path) -> Model:
         header = read_header(path)
         unknown = set(header) - {"materialized", "unique_key", "touched_keys", "publish", "export", "tests",
-                                 "depends_on", "differences", "sums", "cluster_by"}
+                                 "depends_on", "differences", "sums", "cluster_by",
+                                 "rebuild_by_month"}
         if unknown:
             raise ValueError(f"{path}: unknown header keys {sorted(unknown)}")
         materialized = header.get("materialized", "table")
@@ -144,7 +147,8 @@ class Model:
             raise ValueError(f"{path}: publish is table, {{monthly_parquet: <month>, order_by: ...}} or none")
         reads = tables_read(statements[0]) | set(_as_list(header.get("depends_on")))
         return cls(path.stem, path, path.parent.name, incremental, tuple(_as_list(header.get("unique_key"))),
-                   tuple(_as_list(header.get("sums"))), cluster_by, header.get("touched_keys"), statements[0],
+                   tuple(_as_list(header.get("sums"))), cluster_by, header.get("rebuild_by_month"),
+                   header.get("touched_keys"), statements[0],
                    tuple(statements[1:]), frozenset(reads), publication, (header.get("export") or {}).get("month"),
                    header.get("tests") or {})
 
@@ -259,6 +263,19 @@ def _key_match(model: Model, keys_alias: str = "k") -> str:
     return " AND ".join(f"{model.name}.{c} IS NOT DISTINCT FROM {keys_alias}.{c}" for c in model.unique_key)
 
 
+def _rebuild_months(con: duckdb.DuckDBPyConnection, model: Model) -> list:
+    if not model.rebuild_by_month:
+        return []
+    return [m for (m,) in con.execute(
+        f"SELECT DISTINCT date_trunc('month', d)::DATE FROM ({model.rebuild_by_month}) AS t(d) WHERE d IS NOT NULL "
+        "ORDER BY 1").fetchall()]
+
+
+def _every_day_in_one_part(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("SET VARIABLE part_first_day = DATE '0001-01-01'")
+    con.execute("SET VARIABLE part_last_day = DATE '9999-12-01'")
+
+
 def _delete_touched(con: duckdb.DuckDBPyConnection, model: Model) -> None:
     # as EXISTS, not DELETE ... USING: DuckDB then skips the row groups whose keys' min/max rule them out
     con.execute(f"DELETE FROM {model.name} WHERE EXISTS (SELECT 1 FROM {model.touched_keys} AS k "
@@ -287,7 +304,16 @@ def run_model(con: duckdb.DuckDBPyConnection, model: Model, full_refresh: bool) 
                 raise RuntimeError("rows of touched keys must be picked with `SEMI JOIN affected_<keys> USING (...)`")
             if model.cluster_by:
                 select = f"SELECT * FROM ({select}) ORDER BY {', '.join(model.cluster_by)}"
-            con.execute(f"CREATE OR REPLACE TABLE {model.name} AS {select}")
+            months = _rebuild_months(con, model)
+            for month in months:
+                # one month's part: the SELECT reads its bounds (every other run: all the dates there are)
+                con.execute("SET VARIABLE part_first_day = ?::DATE", [month])
+                con.execute("SET VARIABLE part_last_day = last_day(?::DATE)", [month])
+                verb = f"CREATE OR REPLACE TABLE {model.name} AS" if month == months[0] else f"INSERT INTO {model.name} BY NAME"
+                con.execute(f"{verb} {select}")
+            _every_day_in_one_part(con)
+            if not months:
+                con.execute(f"CREATE OR REPLACE TABLE {model.name} AS {select}")
             for statement in model.statements:
                 con.execute(statement)
             if monthly:
@@ -379,6 +405,7 @@ def _run_models(con: duckdb.DuckDBPyConnection, business_date: str, export_dates
         if table_exists(con, "run_context") else None
     con.execute("SET VARIABLE previous_cutoff = ?::TIMESTAMP", [previous_cutoff or cutoff])
     con.execute("SET VARIABLE export_dates = ?::DATE[]", [export_dates or []])
+    _every_day_in_one_part(con)
     at = steps()
     # each model's, each step's and the tests' seconds, in the outcome: where a night's time goes
     seconds: dict[str, float] = {}

@@ -162,3 +162,46 @@ def test_a_rebuild_runs_under_its_own_memory_limit_and_a_night_under_the_nights(
     run_business_date("2026-11-21")  # incremental: the night's limit, not the rebuild's
     with pytest.raises(RuntimeError, match=r"Out of Memory Error.*/976.5 KiB used"):
         rebuild(settings())
+
+
+def test_a_rebuild_month_by_month_gives_the_tables_a_rebuild_at_once_gives(clearance_env, transforms, monkeypatch):
+    """rebuild_by_month: the parts add up to the whole, the week that straddles two months included."""
+    from clearance.config import settings
+    from clearance.warehouse import rebuild
+
+    inbox, warehouse = clearance_env
+    days = ["2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02"]  # the week of Monday 30 November straddles
+    for n, day in enumerate(days, start=1):
+        shipment, voyage = entry_id(n), f"26{n}W"
+        receipts = [receipt(shipment, "L", f"{day} 03:00:00")]
+        if n % 2 == 0:  # every other one released, the others still open at the cut-off
+            receipts.append(receipt(shipment, "P", f"{day} 09:00:00"))
+        write_delivery(inbox, day, {
+            "dec_head": [dec_head(shipment, f"{day} 02:00:00", bill=f"COSU{n}", voyage=voyage)],
+            "dec_result": receipts,
+            "vessel_event": [vessel_event("ATA_ANCH", f"{day} 00:00:00", voyage=voyage),
+                             vessel_event("ATA_BERTH", f"{day} 01:30:00", voyage=voyage)]})
+        run_business_date(day)
+    marts = ("mart_cohort_completions", "mart_cohort_slices", "mart_arrival_cohort_statistics",
+             "mart_clearance_statistics")
+    state = warehouse.parent / "_state" / "clearance_state.duckdb"
+
+    def rebuilt() -> dict:
+        rebuild(settings())
+        with duckdb.connect(str(state), read_only=True) as con:
+            return {m: con.execute(f"SELECT * FROM {m} ORDER BY ALL").fetchall() for m in marts}
+
+    by_month = rebuilt()
+    with duckdb.connect(str(state), read_only=True) as con:
+        assert con.execute(
+            "SELECT shipments, completed FROM mart_arrival_cohort_statistics WHERE grain = 'week' AND period_start = "
+            "'2026-11-30' AND dimension = 'all' AND segment = 'overall_clearance'").fetchall() == [(3, 2)]
+    for model in ("mart_cohort_completions", "mart_arrival_cohort_statistics", "mart_clearance_statistics"):
+        path = transforms / "marts" / f"{model}.sql"
+        text = path.read_text(encoding="utf-8")
+        assert "rebuild_by_month:" in text
+        path.write_text("\n".join(line for line in text.splitlines() if not line.startswith("rebuild_by_month:")),
+                        encoding="utf-8")
+    at_once = rebuilt()
+    for m in marts:
+        assert by_month[m] == at_once[m], m

@@ -3,6 +3,9 @@
 materialized: incremental
 unique_key: [grain, period_start]
 touched_keys: affected_periods
+# its quantiles hold every value in memory: a rebuild goes a month of releases at a time (the weeks
+# that start in the month with it), see README (Models)
+rebuild_by_month: SELECT release_date FROM core_shipments UNION SELECT date_trunc('week', release_date) FROM core_shipments
 publish: {monthly_parquet: "date_trunc('month', period_start)::DATE", order_by: 'grain, period_start, direction, dimension, dimension_value, segment'}
 tests:
   unique: [[grain, period_start, direction, dimension, dimension_value, segment]]
@@ -53,6 +56,7 @@ released AS (
     -- only the days of the periods being restated (every day of each such period)
     SEMI JOIN affected_release_days USING (release_date)
     WHERE s.is_counted AND s.released_at IS NOT NULL
+      AND s.release_date BETWEEN getvariable('part_first_day') AND getvariable('part_last_day') + 6
 ),
 segment_hours AS (
     -- one row per shipment and known segment, with every slice and period it counts in
@@ -135,7 +139,8 @@ SELECT
     CASE WHEN segment_column = 'overall_clearance_hours' AND with_target > 0 THEN within_target / with_target END
         AS share_within_target
 FROM named
-SEMI JOIN affected_periods USING (grain, period_start);
+SEMI JOIN affected_periods USING (grain, period_start)
+WHERE period_start BETWEEN getvariable('part_first_day') AND getvariable('part_last_day');
 COMMENT ON TABLE mart_clearance_statistics IS 'Segment statistics of released, counted shipments by period of release (Beijing date), direction and slice. Filter one grain, one dimension and one segment at a time.';
 COMMENT ON COLUMN mart_clearance_statistics.grain IS 'day, week (starting Monday) or month';
 COMMENT ON COLUMN mart_clearance_statistics.period_start IS 'First day of the period of release';
