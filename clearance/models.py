@@ -305,15 +305,16 @@ def run_model(con: duckdb.DuckDBPyConnection, model: Model, full_refresh: bool) 
             if model.cluster_by:
                 select = f"SELECT * FROM ({select}) ORDER BY {', '.join(model.cluster_by)}"
             months = _rebuild_months(con, model)
+            if not months:
+                con.execute(f"CREATE OR REPLACE TABLE {model.name} AS {select}")
             for month in months:
                 # one month's part: the SELECT reads its bounds (every other run: all the dates there are)
                 con.execute("SET VARIABLE part_first_day = ?::DATE", [month])
                 con.execute("SET VARIABLE part_last_day = last_day(?::DATE)", [month])
-                verb = f"CREATE OR REPLACE TABLE {model.name} AS" if month == months[0] else f"INSERT INTO {model.name} BY NAME"
-                con.execute(f"{verb} {select}")
+                first = month == months[0]
+                con.execute(f"CREATE OR REPLACE TABLE {model.name} AS {select}" if first
+                            else f"INSERT INTO {model.name} BY NAME {select}")
             _every_day_in_one_part(con)
-            if not months:
-                con.execute(f"CREATE OR REPLACE TABLE {model.name} AS {select}")
             for statement in model.statements:
                 con.execute(statement)
             if monthly:
