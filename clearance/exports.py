@@ -131,8 +131,11 @@ def export_xes(con: duckdb.DuckDBPyConnection, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     index_path = folder / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
-    current = dict(con.execute("SELECT strftime(partition_month, '%Y-%m'), file FROM published_files "
-                               "WHERE table_name = 'core_clearance_events'").fetchall())
+    # by the file's name, not its path: a warehouse folder copied or moved elsewhere names the same
+    # files by other paths (each name is written once, with its night and a time stamp)
+    current = {month: Path(file).name for month, file in con.execute(
+        "SELECT strftime(partition_month, '%Y-%m'), file FROM published_files "
+        "WHERE table_name = 'core_clearance_events'").fetchall()}
     written = []
     for month, source in sorted(current.items()):
         out = folder / f"clearance_events-{month}.xes.gz"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import shutil
 import xml.etree.ElementTree as ET
 from datetime import date, datetime
 
@@ -309,3 +310,21 @@ def test_event_log_as_xes(published):
     [(expected,)] = query(warehouse, "SELECT count(*) FROM core_clearance_events WHERE entry_id = ? AND event_at IS NOT NULL",
                           [case])
     assert len(times) == expected
+
+
+def test_a_warehouse_folder_moved_elsewhere_exports_no_event_log_month_again(published, tmp_path, monkeypatch):
+    """The exports know a month's events file by its name: a copy of the folder (a restored backup,
+    another disk) that publishes again writes no XES month whose events did not change."""
+    from clearance.pipeline import export_for_analysts, publish
+
+    warehouse = published[0]
+    moved = tmp_path / "elsewhere" / "warehouse"
+    shutil.copytree(warehouse.parent, moved, symlinks=True)
+    monkeypatch.setenv("CLEARANCE_WAREHOUSE", str(moved / "clearance.duckdb"))
+    monkeypatch.setenv("CLEARANCE_DASHBOARD", str(tmp_path / "elsewhere" / "dashboards" / "clearance_dashboard.html"))
+    with duckdb.connect(str(moved / "_state" / "clearance_state.duckdb"), read_only=True) as con:
+        [(build_id, day)] = con.execute("SELECT build_id, business_date::VARCHAR FROM run_context").fetchall()
+    publish(build_id, day)  # the published file now names the copy's Parquet files
+    [(files,)] = query(moved / "clearance.duckdb", "SELECT list(file) FROM published_files")
+    assert all(f.startswith(str(moved)) for f in files)
+    assert export_for_analysts(day)["xes_months_written"] == []
