@@ -305,13 +305,19 @@ def step_recover(warehouse: str, inbox: str, through: str, timeout_s: float) -> 
     env = {**os.environ, "CLEARANCE_WAREHOUSE": warehouse, "CLEARANCE_INBOX": inbox,
            "CLEARANCE_DASHBOARD": str(Path(warehouse).parent / "dashboard.html")}
     started = time.perf_counter()
+    # in its own process group: stopped at the timeout with its worker processes, which would
+    # otherwise go on ingesting beside the bench's next steps (and skew them)
+    recover = subprocess.Popen([sys.executable, "-m", "clearance.recover", "--through", through], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT_DIR,
+                               start_new_session=True)
     try:
-        done = subprocess.run([sys.executable, "-m", "clearance.recover", "--through", through], env=env,
-                              capture_output=True, text=True, cwd=PROJECT_DIR, timeout=timeout_s)
+        out, err = recover.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        os.killpg(recover.pid, signal.SIGKILL)
+        recover.communicate()
         return {"finished": False, "seconds": time.perf_counter() - started}
-    if done.returncode:
-        raise RuntimeError(done.stdout[-3000:] + done.stderr[-3000:])
+    if recover.returncode:
+        raise RuntimeError(out[-3000:] + err[-3000:])
     return {"finished": True, "seconds": time.perf_counter() - started}
 
 
