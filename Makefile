@@ -121,8 +121,11 @@ recover: env
 # A year of Liaoning (~20 million rows) through the pipeline, every step timed with its peak memory,
 # each figure printed with its target (see Speed and scale). The simulated year and the loaded
 # histories are kept in warehouse/bench/cache/ (keyed by simulator and loader version, seed, scale
-# and days), so only the first run simulates and loads them; FULL=1 also times each port's share of
-# the night; FRESH=1 simulates and loads again; BENCH_ARGS passes more (e.g. --compare-with ../main).
+# and days), so only the first run simulates and loads them; the rebuilt histories are kept while
+# the pipeline's code is unchanged, and their rebuild figures are then marked [earlier run].
+# FULL=1 measures everything in the run (rebuilds, nights best of 2, the catch-up to its end, each
+# port's share of the night); FRESH=1 simulates, loads and rebuilds again; BENCH_ARGS passes more
+# (e.g. --compare-with ../main).
 BENCH_SCALE ?= 1.4
 BENCH_DAYS ?= 365
 bench: env

@@ -103,7 +103,7 @@ def settings() -> Settings:
         keep_versions=int(os.environ.get("CLEARANCE_KEEP_VERSIONS", "5")),
         dashboard=dashboard,
         # a night's task stays within 1.5 GiB (DuckDB's limit plus the process), a rebuild within 3 GiB
-        memory_limit=os.environ.get("CLEARANCE_DUCKDB_MEMORY_LIMIT", "1.2GB"),
+        memory_limit=os.environ.get("CLEARANCE_DUCKDB_MEMORY_LIMIT", "1GB"),
         rebuild_memory_limit=os.environ.get("CLEARANCE_DUCKDB_REBUILD_MEMORY_LIMIT", "2.5GB"),
         dashboard_url=os.environ.get("CLEARANCE_DASHBOARD_URL") or dashboard.as_uri(),
     )

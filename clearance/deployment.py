@@ -3,8 +3,9 @@
     python -m clearance.deployment serve [--port 8080]      # make airflow: every component, foreground
     python -m clearance.deployment backfill FROM TO         # make backfill: business dates, inclusive
 
-`serve` runs the scheduler (LocalExecutor), the DAG processor, the triggerer and the API server
-(bound to 127.0.0.1) as child processes with this environment's `airflow` first on PATH, prints
+`serve` runs the scheduler (a LocalExecutor that preloads the libraries: clearance.executor), the DAG
+processor, the triggerer and the API server (bound to 127.0.0.1) as child processes with this
+environment's `airflow` first on PATH, prints
 their output prefixed with their names, and stops them all on Ctrl-C (or SIGTERM); when one of them
 dies the others are stopped too and it exits non-zero. `airflow standalone` does much the same but
 binds the API server to every interface, leaves its children running when it gets SIGTERM, and
@@ -53,7 +54,8 @@ def deployment_env(port: int) -> dict:
         # commands beside the components wait for SQLite's lock (see clearance.airflow_db)
         env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", "clearance.airflow_db.SQLITE_CONNECT_ARGS")
     for key, value in {
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # LocalExecutor with the pipeline's libraries imported before its workers fork (clearance.executor)
+        "AIRFLOW__CORE__EXECUTOR": "clearance.executor.PreloadingLocalExecutor",
         # LocalExecutor forks this many workers: one per core, not Airflow's default of 32
         "AIRFLOW__CORE__PARALLELISM": str(os.cpu_count() or 2),
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
@@ -110,8 +112,16 @@ def _healthy(port: int) -> bool:
             health = json.load(response)
     except (OSError, ValueError):
         return False
-    return all((health.get(part) or {}).get("status") == "healthy"
-               for part in ("metadatabase", "scheduler", "triggerer", "dag_processor"))
+    if not all((health.get(part) or {}).get("status") == "healthy"
+               for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")):
+        return False
+    # The Execution API (what task processes talk to) starts on its first request, 4-7 s on two cores:
+    # asked here, so that the first task of a night does not wait for it.
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/execution/health", timeout=60) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def serve(port: int) -> int:

@@ -80,6 +80,21 @@ def _make_sure_no_run_holds_the_state(s: Settings) -> None:
             pass  # damaged: that is why we are here
 
 
+def _die_with_the_catch_up(catch_up: int) -> None:
+    """A reading worker's start: it ends when the catch-up's process does, also when that is killed
+    with SIGKILL, which no cleanup sees (Ctrl-C reaches the whole process group anyway). Without it
+    the workers wait on their queue for ever, reading ahead."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: Linux
+    except (OSError, AttributeError):  # elsewhere a killed catch-up's workers stay: stop them by hand
+        return
+    if os.getppid() != catch_up:  # the catch-up died before the signal was set
+        os._exit(1)
+
+
 def _read_delivery(inbox: str, day: str, work: str) -> tuple[list[dict] | None, str | None]:
     """Ingest one delivery (in a worker process): its files, or why its night refused it."""
     try:
@@ -92,7 +107,10 @@ def _deliveries_as_read(s: Settings, days: list[str], scratch: Path):
     """(export date, files, refusal) of every delivery in date order, read by one process per core while
     the caller validates and loads; at most two months are read ahead (their Parquet files wait on disk)."""
     context = multiprocessing.get_context("spawn")  # DuckDB's and polars' threads do not survive a fork
-    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=context) as pool:
+    # (the workers are started from this thread, which lives as long as the process: the parent-death
+    # signal is the thread's)
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=context,
+                             initializer=_die_with_the_catch_up, initargs=(os.getpid(),)) as pool:
         pending = deque()
         upcoming = iter(days)
         for day in upcoming:

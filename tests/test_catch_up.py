@@ -5,8 +5,11 @@ the published warehouse exactly as the same nights run one at a time.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -112,3 +115,43 @@ def test_catching_up_from_an_empty_state_equals_the_nights_run_one_at_a_time(nig
     assert dates == set(NIGHTS) - {BROKEN, TOO_BAD}
     assert caught_up["quarantine"] and caught_up["row_sightings"]
 
+
+
+def _processes_of_session(session: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == session:
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def test_a_catch_up_killed_with_sigkill_leaves_no_worker_running(tmp_path):
+    """SIGKILL reaches the catch-up's own process only and no cleanup runs: the processes reading the
+    deliveries ahead go with it (they used to wait for work for ever)."""
+    inbox = tmp_path / "inbox"
+    simulate(inbox, "2026-11-01", 6, scale=0.05, seed=5)
+    environment = {**os.environ, "CLEARANCE_INBOX": str(inbox),
+                   "CLEARANCE_WAREHOUSE": str(tmp_path / "warehouse" / "clearance.duckdb")}
+    catch_up = subprocess.Popen([sys.executable, "-m", "clearance.recover", "--through", "2026-11-06"],
+                                env=environment, cwd=PROJECT_DIR, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        until = time.monotonic() + 120
+        while len(_processes_of_session(catch_up.pid)) < 3 and time.monotonic() < until:  # it and two workers
+            assert catch_up.poll() is None, "the catch-up ended before it could be killed"
+            time.sleep(0.2)
+        assert len(_processes_of_session(catch_up.pid)) >= 3
+        time.sleep(1)  # the workers are reading
+        os.kill(catch_up.pid, signal.SIGKILL)
+        catch_up.wait()
+        until = time.monotonic() + 30
+        while _processes_of_session(catch_up.pid) and time.monotonic() < until:
+            time.sleep(0.5)
+        assert _processes_of_session(catch_up.pid) == []
+    finally:
+        for pid in _processes_of_session(catch_up.pid):
+            os.kill(pid, signal.SIGKILL)

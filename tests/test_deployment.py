@@ -215,6 +215,12 @@ class Deployment:
             time.sleep(2)
         # the API server listens on loopback only: nobody else on the network reaches the UI
         assert listening_addresses(self.port) == {"127.0.0.1"}, listening_addresses(self.port)
+        # "up" means the Execution API answers too (it starts on its first request, seconds the first task
+        # of a night would otherwise wait); only the deployment asks for its health
+        until = time.monotonic() + 30
+        while "path=/execution/health query= status_code=200" not in (folder / "deployment.log").read_text():
+            assert time.monotonic() < until, self.tail()
+            time.sleep(1)
 
     def tail(self, lines: int = 80) -> str:
         return "\n".join((self.folder / "deployment.log").read_text().splitlines()[-lines:])
@@ -289,6 +295,26 @@ ANALYST_DAG = re.search(r"```python\n(# dags/after_the_night\.py.*?)```",
                         (PROJECT_DIR / "README.md").read_text(encoding="utf-8"), re.S)
 
 
+# A DAG whose task writes which of the pipeline's libraries its process had imported when the task began.
+PROBE_DAG = """
+import json, os, sys
+from datetime import datetime
+from airflow.sdk import dag, task
+
+@dag(dag_id="task_process_probe", schedule=None, start_date=datetime(2026, 1, 1), is_paused_upon_creation=False)
+def task_process_probe():
+    @task
+    def modules_at_start():
+        imported = sorted(m for m in ("duckdb", "great_expectations", "polars", "pyarrow") if m in sys.modules)
+        with open(os.environ["TASK_PROCESS_PROBE"] + ".part", "w") as out:
+            json.dump(imported, out)
+        os.replace(os.environ["TASK_PROCESS_PROBE"] + ".part", os.environ["TASK_PROCESS_PROBE"])
+    modules_at_start()
+
+task_process_probe()
+"""
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, inbox, nights_by_hand):
     """The SQLite deployment. Its scheduler also catches up from two days ago (nights with no delivery:
@@ -299,9 +325,11 @@ def deployment(tmp_path_factory, inbox, nights_by_hand):
     (dags / "clearance_nightly.py").symlink_to(PROJECT_DIR / "dags" / "clearance_nightly.py")
     assert ANALYST_DAG, "README: the analysts' DAG example"
     (dags / "after_the_night.py").write_text(ANALYST_DAG.group(1), encoding="utf-8")
+    (dags / "task_process_probe.py").write_text(PROBE_DAG, encoding="utf-8")
     catch_up_from = datetime.now(BEIJING).date() - timedelta(days=2)
     running = Deployment(folder, inbox, dags_folder=dags, CLEARANCE_CATCHUP_FROM=catch_up_from.isoformat(),
-                         CLEARANCE_PUBLISH_DEADLINE="02:01", ANALYST_REPORTS=str(folder / "analysts"))
+                         CLEARANCE_PUBLISH_DEADLINE="02:01", ANALYST_REPORTS=str(folder / "analysts"),
+                         TASK_PROCESS_PROBE=str(folder / "task-process-modules.json"))
     running.catch_up_from = catch_up_from
     yield running
     running.stop()
@@ -365,6 +393,19 @@ def test_backfill_and_a_triggered_night_run_in_order_under_the_scheduler(deploym
         assert report.exists(), (report, deployment.tail())
         lines = report.read_text(encoding="utf-8").splitlines()
         assert lines[0] == "port,median_hours" and len(lines) > 1, report
+
+
+def test_a_task_process_starts_with_the_pipelines_libraries_imported(deployment):
+    """The executor imports them before it forks its workers, so no task imports them again (Great
+    Expectations: seconds for the validate task every night)."""
+    probe = deployment.folder / "task-process-modules.json"
+    trigger = deployment.airflow("dags", "trigger", "task_process_probe")
+    assert trigger.returncode == 0, trigger.stderr[-2000:]
+    until = time.monotonic() + 180
+    while not probe.exists() and time.monotonic() < until:
+        time.sleep(2)
+    assert probe.exists(), deployment.tail()
+    assert json.loads(probe.read_text()) == ["duckdb", "great_expectations", "polars", "pyarrow"]
 
 
 def test_make_backfill_prints_each_failed_night_and_exits_non_zero(deployment):
