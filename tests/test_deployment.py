@@ -209,6 +209,20 @@ class Deployment:
         self.log = open(folder / "deployment.log", "w")
         self.process = subprocess.Popen([sys.executable, "-m", "clearance.deployment", "serve"], env=self.env,
                                         stdout=self.log, stderr=subprocess.STDOUT, cwd=PROJECT_DIR)
+        try:
+            self._wait_until_up()
+        except BaseException:  # a fixture that fails here has no teardown: stop what was started
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.sink.stop()
+            self.log.close()
+            raise
+
+    def _wait_until_up(self) -> None:
+        folder = self.folder
         until = time.monotonic() + 240
         while "Airflow is up" not in (folder / "deployment.log").read_text():
             assert self.process.poll() is None and time.monotonic() < until, self.tail()

@@ -188,8 +188,12 @@ def step_night(warehouse: str, inbox: str, business_date: str, part: str) -> dic
     """One part of a night, in its own process as under Airflow: `delivery` (ingest, validation),
     `warehouse` (load and models, alerts, publish) or `after` (dashboard, analyst exports)."""
     from clearance import pipeline
-    from clearance.executor import preload
 
+    try:
+        from clearance.executor import preload
+    except ImportError:  # an older checkout (--compare-with): its deployment preloaded nothing
+        def preload() -> None:
+            pass
     # Under the deployment a task's process starts with Airflow and the pipeline's libraries imported
     # (clearance.executor): imported here before the part's clock starts, as there. Their memory counts.
     preload()
