@@ -58,6 +58,10 @@ def deployment_env(port: int) -> dict:
         "AIRFLOW__CORE__EXECUTOR": "clearance.executor.PreloadingLocalExecutor",
         # LocalExecutor forks this many workers: one per core, not Airflow's default of 32
         "AIRFLOW__CORE__PARALLELISM": str(os.cpu_count() or 2),
+        # the scheduler sleeps this long when a loop found nothing to do, also while a task runs: with
+        # Airflow's 1 s a night's tasks waited 5.4 s in all between them, with 0.5 s 1.9 s, for an idle
+        # deployment's 6.7 % of a core instead of 5.5 % (0.2 s: 1.6 s, 12.7 %)
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__API__HOST": "127.0.0.1",
