@@ -465,22 +465,30 @@ def test_queries(model: Model, full_refresh: bool) -> list[tuple[str, str, str]]
     if unknown:
         raise ValueError(f"{model.relative_path}: unknown tests {sorted(unknown)}")
     out = []
+
+    def shown(column: str) -> str:
+        # a failing row is shown as its key and the column tested, not every column (a line on an
+        # operator's terminal, a cell of model_test_results)
+        if not model.unique_key:
+            return "*"
+        return ", ".join(f"t.{c}" for c in dict.fromkeys([*model.unique_key, column]))
+
     for key in _as_list(tests.get("unique")):
         columns = ", ".join(_as_list(key))
         out.append((f"unique({columns})", "error",
                     f"SELECT {columns}, count(*) AS copies FROM {scoped} AS t GROUP BY ALL HAVING count(*) > 1"))
     for column in _as_list(tests.get("not_null")):
-        out.append((f"not_null({column})", "error", f"SELECT * FROM {scoped} AS t WHERE {column} IS NULL"))
+        out.append((f"not_null({column})", "error", f"SELECT {shown(column)} FROM {scoped} AS t WHERE {column} IS NULL"))
     for rule in _as_list(tests.get("relationships")):
         table, target = rule["to"].split(".")
         where = f" AND ({rule['where']})" if rule.get("where") else ""
         out.append((f"relationships({rule['column']} -> {rule['to']})", rule.get("severity", "error"),
-                    f"SELECT * FROM {scoped} AS t WHERE t.{rule['column']} IS NOT NULL{where} AND NOT EXISTS "
-                    f"(SELECT 1 FROM {table} AS r WHERE r.{target} = t.{rule['column']})"))
+                    f"SELECT {shown(rule['column'])} FROM {scoped} AS t WHERE t.{rule['column']} IS NOT NULL{where} "
+                    f"AND NOT EXISTS (SELECT 1 FROM {table} AS r WHERE r.{target} = t.{rule['column']})"))
     for column, values in (tests.get("accepted_values") or {}).items():
         listing = ", ".join(_literal(v) for v in values)
         out.append((f"accepted_values({column})", "error",
-                    f"SELECT * FROM {scoped} AS t WHERE {column} NOT IN ({listing})"))
+                    f"SELECT {shown(column)} FROM {scoped} AS t WHERE {column} NOT IN ({listing})"))
     for name, condition in (tests.get("expect") or {}).items():
         out.append((name, "error", f"SELECT * FROM {scoped} AS t WHERE ({condition}) IS NOT TRUE"))
     for name, sql in (tests.get("queries") or {}).items():

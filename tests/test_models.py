@@ -205,3 +205,23 @@ def test_a_rebuild_month_by_month_gives_the_tables_a_rebuild_at_once_gives(clear
     at_once = rebuilt()
     for m in marts:
         assert by_month[m] == at_once[m], m
+
+
+def test_a_shipment_at_an_unknown_port_is_a_warning_naming_its_key_and_the_port(clearance_env, caplog):
+    inbox, warehouse = clearance_env
+    shipment = entry_id(1)
+    # a port the reference data does not know yet (export contract, quirk 7): loaded, and a finding
+    write_delivery(inbox, DAY, {
+        "dec_head": [dec_head(shipment, "2026-11-20 02:00:00", port="XYZ", owner_name="沈阳某某机械有限公司")],
+        "dec_result": [receipt(shipment, "L", "2026-11-20 03:00:00"), receipt(shipment, "P", "2026-11-20 09:00:00")],
+    })
+    with caplog.at_level("WARNING", logger="clearance.models"):
+        run_business_date(DAY)
+    [line] = [r.getMessage() for r in caplog.records if "relationships(port_code" in r.getMessage()]
+    # the shipment and the port, not every column of the shipment (its owner's name among them)
+    assert line == (f"transforms/core/core_shipments.sql: test relationships(port_code -> ref_ports.port_code) "
+                    f"failed for 1 row(s), e.g. [('{shipment}', 'XYZ')]")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("SELECT failing_rows, examples FROM model_test_results "
+                           "WHERE test = 'relationships(port_code -> ref_ports.port_code)'").fetchall() == [
+            (1, f"[('{shipment}', 'XYZ')]")]
