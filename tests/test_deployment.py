@@ -212,13 +212,10 @@ class Deployment:
         try:
             self._wait_until_up()
         except BaseException:  # a fixture that fails here has no teardown: stop what was started
-            self.process.send_signal(signal.SIGINT)
             try:
-                self.process.wait(timeout=120)
+                self._interrupt()
             except subprocess.TimeoutExpired:
                 self.process.kill()
-            self.sink.stop()
-            self.log.close()
             raise
 
     def _wait_until_up(self) -> None:
@@ -260,15 +257,19 @@ class Deployment:
             time.sleep(1)
         return []
 
-    def stop(self) -> None:
-        """As Ctrl-C does: every component stops, nothing is left running."""
-        scheduler_sessions = self.sessions()
+    def _interrupt(self) -> int:
+        """Ctrl-C to the deployment; its exit code (the mail sink and the log are closed whatever happens)."""
         self.process.send_signal(signal.SIGINT)
         try:
-            code = self.process.wait(timeout=120)
+            return self.process.wait(timeout=120)
         finally:
             self.sink.stop()
             self.log.close()
+
+    def stop(self) -> None:
+        """As Ctrl-C does: every component stops, nothing is left running."""
+        scheduler_sessions = self.sessions()
+        code = self._interrupt()
         assert code == 0, self.tail()
         left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _sid(int(p.name)) in scheduler_sessions]
         assert left == [], "processes left running after Ctrl-C"
