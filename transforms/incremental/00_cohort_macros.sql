@@ -3,7 +3,8 @@
 -- censorings per slice and minute a set of observations adds up to. mart_cohort_completions keeps
 -- the completions from run to run, changed by the observations a night changes
 -- (06_cohort_changes.sql); mart_arrival_cohort_statistics adds the censorings of the shipments
--- still open at the cut-off. Temporary: they live as long as the run's connection.
+-- still open at the cut-off, and estimates its curves with km_curve (below). Temporary: they live
+-- as long as the run's connection.
 /*
 runs: start
 */
@@ -119,3 +120,66 @@ counted AS (
 )
 SELECT *, hash(grain, period_start, scope, direction, dimension, dimension_value, segment) AS slice_hash
 FROM counted;
+
+-- The Kaplan-Meier curve of mart_arrival_cohort_statistics, for the slices of `series` (slice_id,
+-- minutes, completions, censorings, target_hours: a row per slice, time and kind) whose slice_id % 2
+-- is `half`; `totals` has a row per slice (slice_observed, slice_completed, slice_target_hours, and
+-- observed_before_slice and completed_before_slice: the sums of the slices before it in its half).
+-- The running sums run over all the half's slices at once, in the order of (slice, time): one sort,
+-- then streaming passes (a window partitioned by slice sorts and builds a tree per slice, and took
+-- 80 % of the mart's time). A slice's own running sum is the overall one less its value just before
+-- the slice's first row: for the counts, from `totals`; for the estimator's sums, that value is
+-- carried from the slice's first row to its other rows as a running max (min for the log sum): each
+-- sum only grows (only falls), so the latest slice's start is the extreme one. So the rows keep the
+-- one sort's order to the end (no join after it), and the sort carries only narrow columns (it spilled
+-- to disk when it carried doubles and 128-bit sums). The sums are of integers: the order they are
+-- added in changes no digit, and neither does the split into halves.
+CREATE OR REPLACE TEMP MACRO km_curve(series, totals, half) AS TABLE
+WITH ordered AS (
+    SELECT *, slice_id IS DISTINCT FROM lag(slice_id) OVER so_far AS first_in_slice,
+           sum(completions + censorings) OVER so_far AS observed_so_far,
+           sum(completions) OVER so_far AS completed_overall
+    FROM (SELECT * FROM query_table(series) JOIN query_table(totals) USING (slice_id)
+          WHERE slice_id % 2 = half
+          ORDER BY slice_id, minutes, censorings, target_hours NULLS FIRST)
+    WINDOW so_far AS (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+),
+at_risk AS (
+    -- shipments observed at this time or later: the risk set at this time
+    SELECT * EXCLUDE (observed_so_far, completed_overall, observed_before_slice, completed_before_slice),
+           (slice_observed - (observed_so_far - observed_before_slice) + completions + censorings)::BIGINT AS at_risk,
+           (completed_overall - completed_before_slice)::INTEGER AS completed_so_far
+    FROM ordered
+),
+terms AS (
+    -- product-limit S(t) = prod (1 - d/n), summed as logs; Greenwood: sum d / (n (n - d)), a step
+    -- where n = d adds nothing (lifelines' convention; S = 0 there). In fixed point (integers): a
+    -- float sum's last digit depends on how its rows are added up, and a rerun or a restated cohort
+    -- must give the same figures as a rebuild
+    SELECT
+        *,
+        CASE WHEN completions < at_risk THEN round((ln(at_risk - completions) - ln(at_risk)) * 1e15) ELSE 0 END::BIGINT
+            AS log_term,
+        CASE WHEN completions < at_risk THEN round(1e18 * completions / (at_risk * (at_risk - completions)))
+             ELSE 0 END::BIGINT AS greenwood_term
+    FROM at_risk
+),
+running AS (
+    SELECT *, sum(log_term) OVER so_far AS log_so_far, sum(greenwood_term) OVER so_far AS greenwood_so_far
+    FROM terms
+    WINDOW so_far AS (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+),
+slice_start AS (
+    -- the running sums just before the slice's first row (log terms are never positive, Greenwood's never negative)
+    SELECT *,
+           min(CASE WHEN first_in_slice THEN log_so_far - log_term END) OVER so_far AS log_before,
+           max(CASE WHEN first_in_slice THEN greenwood_so_far - greenwood_term END) OVER so_far AS greenwood_before
+    FROM running
+    WINDOW so_far AS (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+)
+SELECT
+    slice_id, minutes, completions, censorings, slice_completed, slice_target_hours, completed_so_far,
+    -- -inf once every shipment at risk completed: only at a slice's last time (none is at risk after it)
+    CASE WHEN completions = at_risk THEN '-inf'::DOUBLE ELSE (log_so_far - log_before) / 1e15 END AS log_survival,
+    (greenwood_so_far - greenwood_before) / 1e18 AS greenwood
+FROM slice_start;

@@ -74,71 +74,29 @@ series AS (
     -- rows one after the other, completions first (a shipment censored at t was still at risk at
     -- t), which gives the same S(t) and Greenwood sum as the time's counts added up (both products
     -- telescope); the order is total, so a rerun adds the same terms in the same order.
-    SELECT slice_hash AS slice_id, minutes, completions::DOUBLE AS completions, censorings::DOUBLE AS censorings,
-           target_hours AS min_target_hours, target_hours AS max_target_hours, target_hours
+    SELECT slice_hash AS slice_id, minutes::INTEGER AS minutes, completions::INTEGER AS completions,
+           censorings::INTEGER AS censorings, target_hours
     FROM both_kinds
 ),
-observed AS (
-    -- The estimator's running sums run over all slices at once, in the order of (slice, time), as one
-    -- streaming pass: a window partitioned by slice sorts and builds a tree per slice, and took 80 % of
-    -- the mart's time. A slice's own running sum is then the overall one less its value before the
-    -- slice's first row (slice_start below); the sums are of integers (or doubles holding integers),
-    -- so the order they are added in changes no digit.
-    SELECT * EXCLUDE (target_hours), sum(completions + censorings) OVER so_far AS observed_so_far,
-           row_number() OVER so_far AS position
-    FROM (FROM series ORDER BY slice_id, minutes, censorings, target_hours NULLS FIRST)
-    WINDOW so_far AS (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-),
 slice_totals AS (
-    SELECT slice_id, max(observed_so_far) AS observed_by_slice_end, sum(completions) AS slice_completed,
-           min(min_target_hours) AS slice_min_target_hours, max(max_target_hours) AS slice_max_target_hours
-    FROM observed
-    GROUP BY slice_id
-),
-at_risk AS (
-    -- shipments observed at this time or later: the risk set at this time
-    SELECT o.* EXCLUDE (observed_so_far), t.* EXCLUDE (slice_id, observed_by_slice_end),
-           t.observed_by_slice_end - o.observed_so_far + completions + censorings AS at_risk
-    FROM observed AS o
-    JOIN slice_totals AS t USING (slice_id)
-),
-terms AS (
-    -- product-limit S(t) = prod (1 - d/n), summed as logs; Greenwood: sum d / (n (n - d)), a step
-    -- where n = d adds nothing (lifelines' convention; S = 0 there). In fixed point (integers): a
-    -- float sum's last digit depends on how its rows are added up, and a rerun or a restated cohort
-    -- must give the same figures as a rebuild
-    SELECT
-        *,
-        CASE WHEN completions < at_risk THEN round((ln(at_risk - completions) - ln(at_risk)) * 1e15) END::BIGINT
-            AS log_term,
-        CASE WHEN completions < at_risk THEN round(1e18 * completions / (at_risk * (at_risk - completions)))
-             ELSE 0 END::BIGINT AS greenwood_term
-    FROM at_risk
-    ORDER BY position
-),
-running AS (
-    SELECT *, sum(log_term) OVER so_far AS log_so_far, sum(greenwood_term) OVER so_far AS greenwood_so_far,
-           sum(completions) OVER so_far AS completed_overall
-    FROM terms
-    WINDOW so_far AS (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-),
-slice_start AS (
-    -- the running sums just before each slice's first row
-    SELECT slice_id, arg_min(log_so_far - coalesce(log_term, 0), position) AS log_before,
-           arg_min(greenwood_so_far - greenwood_term, position) AS greenwood_before,
-           arg_min(completed_overall - completions, position) AS completed_before
-    FROM running
-    GROUP BY slice_id
+    -- per slice, before the sort: its observations, completions and target (read on each of its rows),
+    -- and the observations and completions of the slices before it in its half's order (km_curve)
+    SELECT *, sum(slice_observed) OVER earlier - slice_observed AS observed_before_slice,
+           sum(slice_completed) OVER earlier - slice_completed AS completed_before_slice
+    FROM (SELECT slice_id, sum(completions + censorings)::INTEGER AS slice_observed,
+                 sum(completions)::INTEGER AS slice_completed,
+                 CASE WHEN min(target_hours) = max(target_hours) THEN min(target_hours) END AS slice_target_hours
+          FROM series
+          GROUP BY slice_id)
+    WINDOW earlier AS (PARTITION BY slice_id % 2 ORDER BY slice_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
 curve AS (
-    SELECT
-        r.* EXCLUDE (log_term, greenwood_term, log_so_far, greenwood_so_far, completed_overall),
-        -- -inf once every shipment at risk completed: only at a slice's last time (none is at risk after it)
-        CASE WHEN completions = at_risk THEN '-inf'::DOUBLE ELSE (log_so_far - log_before) / 1e15 END AS log_survival,
-        (greenwood_so_far - greenwood_before) / 1e18 AS greenwood,
-        completed_overall - completed_before AS completed_so_far
-    FROM running AS r
-    JOIN slice_start USING (slice_id)
+    -- S(t), Greenwood's sum and the completions so far at each row (00_cohort_macros.sql): the
+    -- estimator's running sums are one ordered stream, which DuckDB runs on one thread; two halves of
+    -- the slices are two streams, run side by side
+    SELECT * FROM km_curve('series', 'slice_totals', 0)
+    UNION ALL
+    SELECT * FROM km_curve('series', 'slice_totals', 1)
 ),
 bands AS (
     SELECT
@@ -147,7 +105,7 @@ bands AS (
         exp(log_survival) AS survival,
         km_log_log_bound(log_survival, greenwood, 1.959963984540054) AS survival_lower,
         km_log_log_bound(log_survival, greenwood, -1.959963984540054) AS survival_upper,
-        CASE WHEN slice_min_target_hours = slice_max_target_hours THEN slice_min_target_hours END AS target_hours
+        slice_target_hours AS target_hours
     FROM curve
 ),
 statistics AS (
