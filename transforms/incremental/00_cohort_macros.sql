@@ -3,8 +3,8 @@
 -- censorings per slice and minute a set of observations adds up to. mart_cohort_completions keeps
 -- the completions from run to run, changed by the observations a night changes
 -- (06_cohort_changes.sql); mart_arrival_cohort_statistics adds the censorings of the shipments
--- still open at the cut-off, and estimates its curves with km_curve (below). Temporary: they live
--- as long as the run's connection.
+-- still open at the cut-off. km_curve (below) is the estimator, of that mart and of
+-- mart_reform_measure_effects. Temporary: they live as long as the run's connection.
 /*
 runs: start
 */
@@ -121,26 +121,45 @@ counted AS (
 SELECT *, hash(grain, period_start, scope, direction, dimension, dimension_value, segment) AS slice_hash
 FROM counted;
 
--- The Kaplan-Meier curve of mart_arrival_cohort_statistics, for the slices of `series` (slice_id,
--- minutes, completions, censorings, target_hours: a row per slice, time and kind) whose slice_id % 2
--- is `half`; `totals` has a row per slice (slice_observed, slice_completed, slice_target_hours, and
--- observed_before_slice and completed_before_slice: the sums of the slices before it in its half).
+-- A Kaplan-Meier curve per slice, for the slices of `series` whose slice_id % 2 is `half`: `series`
+-- has a row per slice, time and kind (slice_id, minutes, completions, censorings, target_hours: the
+-- shipments whose segment ended, and those censored, after that many minutes). Returned per row:
+-- S(t) as its log, Greenwood's sum, the completions so far, and the slice's completions in all and
+-- target (null if its rows have several). Rows of a time are taken in the order completions first
+-- (censorings 0), then by target: a shipment censored at t was still at risk at t; the order is
+-- total, so a rerun adds the same terms in the same order.
 -- The running sums run over all the half's slices at once, in the order of (slice, time): one sort,
--- then streaming passes (a window partitioned by slice sorts and builds a tree per slice, and took
--- 80 % of the mart's time). A slice's own running sum is the overall one less its value just before
--- the slice's first row: for the counts, from `totals`; for the estimator's sums, that value is
--- carried from the slice's first row to its other rows as a running max (min for the log sum): each
--- sum only grows (only falls), so the latest slice's start is the extreme one. So the rows keep the
--- one sort's order to the end (no join after it), and the sort carries only narrow columns (it spilled
--- to disk when it carried doubles and 128-bit sums). The sums are of integers: the order they are
--- added in changes no digit, and neither does the split into halves.
-CREATE OR REPLACE TEMP MACRO km_curve(series, totals, half) AS TABLE
-WITH ordered AS (
+-- then streaming passes (a window partitioned by slice sorts and builds a tree per slice, and was
+-- several times slower). A slice's own running sum is the overall one less its value just before the
+-- slice's first row: for the counts, the sums of the slices before it (a window over the slices, not
+-- their rows); for the estimator's sums, that value is carried from the slice's first row to its
+-- other rows as a running max (min for the log sum): each sum only grows (only falls), so the latest
+-- slice's start is the extreme one. So the rows keep the one sort's order to the end (no join after
+-- it), and the sort carries only narrow columns (it spilled to disk when it carried doubles and
+-- 128-bit sums). DuckDB runs an ordered stream on one thread: the callers run two halves side by
+-- side. The sums are of integers, so neither the order they are added in nor the halves change a digit.
+CREATE OR REPLACE TEMP MACRO km_curve(series, half) AS TABLE
+WITH half_series AS (
+    SELECT slice_id, minutes::INTEGER AS minutes, completions::INTEGER AS completions,
+           censorings::INTEGER AS censorings, target_hours
+    FROM query_table(series)
+    WHERE slice_id % 2 = half
+),
+totals AS (
+    SELECT *, sum(slice_observed) OVER earlier - slice_observed AS observed_before_slice,
+           sum(slice_completed) OVER earlier - slice_completed AS completed_before_slice
+    FROM (SELECT slice_id, sum(completions + censorings)::INTEGER AS slice_observed,
+                 sum(completions)::INTEGER AS slice_completed,
+                 CASE WHEN min(target_hours) = max(target_hours) THEN min(target_hours) END AS slice_target_hours
+          FROM half_series
+          GROUP BY slice_id)
+    WINDOW earlier AS (ORDER BY slice_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+),
+ordered AS (
     SELECT *, slice_id IS DISTINCT FROM lag(slice_id) OVER so_far AS first_in_slice,
            sum(completions + censorings) OVER so_far AS observed_so_far,
            sum(completions) OVER so_far AS completed_overall
-    FROM (SELECT * FROM query_table(series) JOIN query_table(totals) USING (slice_id)
-          WHERE slice_id % 2 = half
+    FROM (SELECT * FROM half_series JOIN totals USING (slice_id)
           ORDER BY slice_id, minutes, censorings, target_hours NULLS FIRST)
     WINDOW so_far AS (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),

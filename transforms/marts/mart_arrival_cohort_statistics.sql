@@ -71,32 +71,17 @@ series AS (
     -- completions (kept from run to run) and censorings (at this cut-off) at each distinct time of
     -- every grain, slice and segment (00_cohort_macros.sql), not added up again: a time can have a
     -- row of completions and one of censorings (and one per target). The estimator takes a time's
-    -- rows one after the other, completions first (a shipment censored at t was still at risk at
-    -- t), which gives the same S(t) and Greenwood sum as the time's counts added up (both products
-    -- telescope); the order is total, so a rerun adds the same terms in the same order.
-    SELECT slice_hash AS slice_id, minutes::INTEGER AS minutes, completions::INTEGER AS completions,
-           censorings::INTEGER AS censorings, target_hours
+    -- rows one after the other, completions first, which gives the same S(t) and Greenwood sum as the
+    -- time's counts added up (both products telescope).
+    SELECT slice_hash AS slice_id, minutes, completions, censorings, target_hours
     FROM both_kinds
 ),
-slice_totals AS (
-    -- per slice, before the sort: its observations, completions and target (read on each of its rows),
-    -- and the observations and completions of the slices before it in its half's order (km_curve)
-    SELECT *, sum(slice_observed) OVER earlier - slice_observed AS observed_before_slice,
-           sum(slice_completed) OVER earlier - slice_completed AS completed_before_slice
-    FROM (SELECT slice_id, sum(completions + censorings)::INTEGER AS slice_observed,
-                 sum(completions)::INTEGER AS slice_completed,
-                 CASE WHEN min(target_hours) = max(target_hours) THEN min(target_hours) END AS slice_target_hours
-          FROM series
-          GROUP BY slice_id)
-    WINDOW earlier AS (PARTITION BY slice_id % 2 ORDER BY slice_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-),
 curve AS (
-    -- S(t), Greenwood's sum and the completions so far at each row (00_cohort_macros.sql): the
-    -- estimator's running sums are one ordered stream, which DuckDB runs on one thread; two halves of
-    -- the slices are two streams, run side by side
-    SELECT * FROM km_curve('series', 'slice_totals', 0)
+    -- S(t), Greenwood's sum and the completions so far at each row (km_curve, 00_cohort_macros.sql),
+    -- two halves of the slices side by side
+    SELECT * FROM km_curve('series', 0)
     UNION ALL
-    SELECT * FROM km_curve('series', 'slice_totals', 1)
+    SELECT * FROM km_curve('series', 1)
 ),
 bands AS (
     SELECT

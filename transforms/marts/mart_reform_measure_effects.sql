@@ -69,31 +69,27 @@ at_times AS (
     GROUP BY arrival_month, direction, measure, with_measure, minutes, GROUPING SETS (
         (district, port, transport_mode, commodity_group), (port, transport_mode, commodity_group), (district), ())
 ),
-at_risk AS (
-    SELECT *, sum(completions + censorings) OVER later_or_now AS at_risk
+keyed_arms AS (
+    -- an arm (with or without the measure) of a stratum or pool is known by one number below: the
+    -- estimator sorts and streams by it. Two arms would share one with odds below 1e-9 for the arms
+    -- of a year (a 64-bit hash).
+    SELECT *, hash(arrival_month, direction, measure, with_measure, scope, is_pooled, port, transport_mode,
+                   commodity_group) AS slice_id
     FROM at_times
-    WINDOW later_or_now AS (
-        PARTITION BY arrival_month, direction, measure, with_measure, scope, is_pooled, port, transport_mode, commodity_group
-        ORDER BY minutes ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)
+),
+arm_series AS (
+    SELECT slice_id, minutes, completions, censorings, NULL::DOUBLE AS target_hours FROM keyed_arms
 ),
 curve AS (
-    SELECT
-        *,
-        -- summed in fixed point (integers): a float sum's last digit depends on how the window adds
-        -- up its rows, and a rerun or a restated cohort must give the same figures as a rebuild
-        CASE WHEN max((completions = at_risk)::INTEGER) OVER so_far = 1 THEN '-inf'::DOUBLE
-            ELSE sum(CASE WHEN completions < at_risk THEN round((ln(at_risk - completions) - ln(at_risk)) * 1e15)
-                     END::HUGEINT) OVER so_far / 1e15 END AS log_survival,
-        sum(CASE WHEN completions < at_risk THEN round(1e18 * completions / (at_risk * (at_risk - completions)))
-                 ELSE 0 END::HUGEINT) OVER so_far / 1e18 AS greenwood
-    FROM at_risk
-    WINDOW so_far AS (
-        PARTITION BY arrival_month, direction, measure, with_measure, scope, is_pooled, port, transport_mode, commodity_group
-        ORDER BY minutes ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    -- Kaplan-Meier S(t) and Greenwood's sum (km_curve, transforms/incremental/00_cohort_macros.sql,
+    -- as mart_arrival_cohort_statistics), two halves of the arms side by side
+    SELECT * FROM km_curve('arm_series', 0)
+    UNION ALL
+    SELECT * FROM km_curve('arm_series', 1)
 ),
-arm_medians AS (
+arm_curves AS (
     SELECT
-        arrival_month, direction, measure, with_measure, scope, is_pooled, port, transport_mode, commodity_group,
+        slice_id,
         sum(completions + censorings)::BIGINT AS shipments,
         sum(censorings)::BIGINT AS still_open,
         min(minutes) FILTER (WHERE exp(log_survival) <= 0.5 + 1e-9) / 60.0 AS median_hours,
@@ -103,7 +99,14 @@ arm_medians AS (
             / 60.0 AS median_upper_hours,
         max(minutes) FILTER (WHERE completions > 0) / 60.0 AS longest_completed_hours
     FROM curve
-    GROUP BY ALL
+    GROUP BY slice_id
+),
+arm_medians AS (
+    SELECT a.arrival_month, a.direction, a.measure, a.with_measure, a.scope, a.is_pooled, a.port, a.transport_mode,
+           a.commodity_group, c.* EXCLUDE (slice_id)
+    FROM arm_curves AS c
+    JOIN (SELECT DISTINCT ON (slice_id) slice_id, arrival_month, direction, measure, with_measure, scope, is_pooled, port,
+                 transport_mode, commodity_group FROM keyed_arms) AS a USING (slice_id)
 ),
 stability AS (
     -- as mart_arrival_cohort_statistics.stable_after_hours: an open shipment followed longer than this
