@@ -793,19 +793,28 @@ def run_benchmark(args: argparse.Namespace) -> int:
         header("Baseline: milestones and segments with pandas groupby over the same staged events")
         base = run_step("baseline", warehouse=str(year))
         model_s = results[("year", "after")]["rebuild"]["model_s"]
-        same_work = sum(model_s[m] for m in model_s if m.startswith("stg_") or m in (
+        # The baseline starts from the staged events (bill numbers normalised, times typed: the stg_
+        # tables), so the same work is the core models that compute milestones and segments from them.
+        # Staging (the landing rows to those events) is the pipeline's alone: shown, and in a second ratio.
+        staging_s = sum(model_s[m] for m in model_s if m.startswith("stg_"))
+        same_work = sum(model_s[m] for m in (
             "core_manifest_lines", "core_vessel_calls", "core_bill_cargo", "core_declaration_status",
             "core_declarations", "core_shipments"))
+        measured = results[("year", "after")]["rebuild"]["measured"]
         row(f"pandas: read {base['events'] / 1e6:.1f} M staged events into DataFrames", base["read_s"])
         row("pandas: groupby to milestones and segments", base["pandas_s"], base["peak_rss_mib"])
-        row("pipeline: the same tables in the full rebuild (staging to core_shipments)", same_work, None,
-            f"measured in {results[('year', 'after')]['rebuild']['measured']}")
+        row("pipeline: the same tables from the staged events (core_manifest_lines to core_shipments)", same_work,
+            None, f"measured in {measured}")
+        row("pipeline: staging, the loaded rows to the staged events (not in the baseline)", staging_s, None,
+            f"measured in {measured}")
         cmp = base["comparison"]
         print(f"  results equal: {cmp['equal']} ({cmp['shipments']} shipments; differences: {cmp['differences'] or 'none'})")
-        figures.add("baseline_pandas_over_pipeline", "from scratch, pandas groupby / the pipeline (same tables)"
-                    + ("" if results[("year", "after")]["rebuild"]["measured"].startswith("this run")
-                       else " [pipeline: earlier run]"),
-                    base["pandas_s"] / same_work, "x", 3, at_least=True)
+        earlier = "" if measured.startswith("this run") else " [pipeline: earlier run]"
+        figures.add("baseline_pandas_over_core_models", "from the staged events, pandas groupby / the core models"
+                    + earlier, base["pandas_s"] / same_work, "x", 3, at_least=True)
+        # the figure as published before 2026-12-02, the pipeline's staging counted in its time
+        figures.add("baseline_pandas_over_pipeline", "the same, the pipeline's staging counted too"
+                    + earlier, base["pandas_s"] / (same_work + staging_s), "x")
         figures.add("baseline_results_equal", "pandas baseline equal to core_shipments, shipment by shipment",
                     1.0 if cmp["equal"] else 0.0, "", 1, at_least=True)
 

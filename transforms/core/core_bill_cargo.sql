@@ -12,6 +12,11 @@ WITH events AS (
     FROM stg_cargo_events SEMI JOIN affected_bills USING (bill_no)
     WHERE bill_no IS NOT NULL
 ),
+gated_out AS (
+    -- each container of a bill seen out of the gate, once: counted below without count(DISTINCT),
+    -- which hashed every event of the year again (core_bill_cargo took 8 s of a year's rebuild, now 3.5 s)
+    SELECT DISTINCT bill_no, container_no FROM events WHERE event_code = 'GATE_OUT' AND container_no IS NOT NULL
+),
 per_bill AS (
     SELECT
         bill_no,
@@ -21,23 +26,23 @@ per_bill AS (
         max(event_at) FILTER (WHERE event_code = 'INSP_DONE') AS last_inspected_at,
         min(event_at) FILTER (WHERE event_code = 'CERT_ISSUED') AS certified_at,
         max(event_at) FILTER (WHERE event_code = 'LOADED') AS last_loaded_at,
-        max(event_at) FILTER (WHERE event_code = 'GATE_OUT') AS last_gate_out_at,
-        count(DISTINCT container_no) FILTER (WHERE event_code = 'GATE_OUT') AS containers_gated_out
+        max(event_at) FILTER (WHERE event_code = 'GATE_OUT') AS last_gate_out_at
     FROM events
     GROUP BY bill_no
 ),
-manifest_containers AS (
-    SELECT bill_no, container_no FROM core_manifest_lines SEMI JOIN affected_bills USING (bill_no)
-    WHERE bill_no IS NOT NULL AND container_no IS NOT NULL
+gated_out_per_bill AS (
+    SELECT bill_no, count(*) AS containers_gated_out FROM gated_out GROUP BY bill_no
 ),
 manifest_progress AS (
+    -- core_manifest_lines has one line per bill and container (its QUALIFY), gated_out one row per
+    -- bill and container: the counts of rows are the counts of distinct containers
     SELECT
         m.bill_no,
-        count(DISTINCT m.container_no) AS containers_on_manifest,
-        count(DISTINCT e.container_no) AS manifest_containers_gated_out
-    FROM manifest_containers AS m
-    LEFT JOIN events AS e
-        ON e.bill_no = m.bill_no AND e.container_no = m.container_no AND e.event_code = 'GATE_OUT'
+        count(*) AS containers_on_manifest,
+        count(g.container_no) AS manifest_containers_gated_out
+    FROM core_manifest_lines AS m SEMI JOIN affected_bills USING (bill_no)
+    LEFT JOIN gated_out AS g ON g.bill_no = m.bill_no AND g.container_no = m.container_no
+    WHERE m.bill_no IS NOT NULL AND m.container_no IS NOT NULL
     GROUP BY m.bill_no
 )
 SELECT
@@ -50,7 +55,7 @@ SELECT
     per_bill.last_loaded_at,
     per_bill.last_gate_out_at,
     coalesce(manifest_progress.containers_on_manifest, 0) AS containers_on_manifest,
-    coalesce(per_bill.containers_gated_out, 0) AS containers_gated_out,
+    coalesce(gated_out_per_bill.containers_gated_out, 0) AS containers_gated_out,
     -- gate-out counts once every container of the bill on the manifest is out;
     -- a bill with no container on the manifest (bulk) is out at its last bill-level GATE_OUT
     CASE
@@ -59,6 +64,7 @@ SELECT
             THEN per_bill.last_gate_out_at
     END AS gate_out_at
 FROM per_bill
+LEFT JOIN gated_out_per_bill USING (bill_no)
 FULL JOIN manifest_progress USING (bill_no);
 COMMENT ON TABLE core_bill_cargo IS 'Cargo milestones per bill of lading (normalised number), from cargo events and the manifest.';
 COMMENT ON COLUMN core_bill_cargo.bill_no IS 'Bill of lading, normalised';
