@@ -246,17 +246,14 @@ def models_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    [(n,)] = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
-        "AND table_name = ?", [name]).fetchall()
-    return n > 0
-
-
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {n for (n,) in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main'"
     ).fetchall()}
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return name in _tables(con)
 
 
 def _key_match(model: Model, keys_alias: str = "k") -> str:
