@@ -14,7 +14,7 @@ WITH events AS (
 ),
 gated_out AS (
     -- each container of a bill seen out of the gate, once: counted below without count(DISTINCT),
-    -- which hashed every event of the year again (core_bill_cargo took 8 s of a year's rebuild, now 3.5 s)
+    -- which hashed every event of the year again (on the year: 8.1 s, now 4.2 s)
     SELECT DISTINCT bill_no, container_no FROM events WHERE event_code = 'GATE_OUT' AND container_no IS NOT NULL
 ),
 per_bill AS (

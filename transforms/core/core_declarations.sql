@@ -23,7 +23,7 @@ timing AS (
         arg_max(submitted_at, version_written_at) FILTER (WHERE decl_step = '2') AS completed_declaration_at,
         -- the latest version's line, by the time written, then the delivery, file and line received
         -- (a total order: export_date, source_file, line_no are a line's identity); in this one
-        -- grouping, where a window per declaration sorted every version (6 s of a year's rebuild, now 3.5 s)
+        -- grouping, where a window per declaration sorted every version (on the year: 6.4 s, now 3.4 s)
         arg_max({'export_date': export_date, 'source_file': source_file, 'line_no': line_no},
                 {'written': version_written_at, 'export_date': export_date, 'source_file': source_file,
                  'line_no': line_no}) AS latest_line
