@@ -129,10 +129,13 @@ def data_file_name(kind: str, export_date: str, seq: int) -> str:
 
 
 def normalise_bill_no(bill_no: str | None) -> str | None:
-    """Bills are keyed in by hand: upper case, blanks and '-' removed (metrics spec)."""
+    """Bills are keyed in by hand: upper case, blanks and '-' removed (metrics spec). The rule is the
+    SQL macro's (transforms/macros.sql), which decides the loaded rows; blanks are what str.isspace()
+    counts. Upper case differs only for the letters whose upper case Python spells in several
+    characters (ß -> SS: DuckDB keeps one), which no bill number has."""
     if bill_no is None:
         return None
-    cleaned = re.sub("[\\s\u3000\u00a0\\-\uff0d]", "", bill_no).upper()
+    cleaned = re.sub("[\\s\\-\uff0d]", "", bill_no).upper()
     return cleaned or None
 
 

@@ -77,6 +77,24 @@ def test_bill_numbers_normalise_the_same_in_python_and_sql(keyed):
     assert in_sql == normalise_bill_no(keyed) == "COSU6234567890"
 
 
+def test_bill_numbers_normalise_the_same_in_python_and_sql_for_every_character():
+    """Each character of Unicode inside a bill number: removed as a blank by both or by neither, and
+    upper-cased alike, but for the letters Python upper-cases to several characters."""
+    import sys
+
+    import pyarrow as pa
+
+    keyed = [f"cosu{chr(c)}62" for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    con = duckdb.connect()
+    con.execute((TRANSFORMS_DIR / "macros.sql").read_text(encoding="utf-8"))
+    con.register("keyed", pa.table({"bill_no": keyed}))
+    in_sql = [v for (v,) in con.execute("SELECT normalise_bill_no(bill_no) FROM keyed").fetchall()]
+    differing = {k[4] for k, sql in zip(keyed, in_sql) if sql != normalise_bill_no(k)}
+    assert differing == {k[4] for k in keyed if len(k[4].upper()) > 1}
+    blanks = {k[4] for k, sql in zip(keyed, in_sql) if sql == "COSU62"}
+    assert blanks == {c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()} | {"-", "\uff0d"}
+
+
 def test_every_quarantine_reason_and_finding_is_said_in_words():
     """The dashboard's data-quality tables name each reason and finding from transforms/seeds/data_quality_labels.csv."""
     import csv
