@@ -149,6 +149,23 @@ def test_a_cluster_key_stores_the_rows_in_its_order_and_must_be_part_of_the_key(
         run_business_date("2026-11-22")
 
 
+def test_two_reform_measure_arms_with_one_id_stop_the_build_rather_than_merge(clearance_env, transforms):
+    """mart_reform_measure_effects knows an arm (with or without a measure, per stratum) by a 64-bit hash:
+    were two to share one, the estimator would take them as one arm. Here every arm shares one."""
+    inbox, warehouse = clearance_env
+    one_released_shipment(inbox)
+    model = transforms / "marts" / "mart_reform_measure_effects.sql"
+    text = model.read_text(encoding="utf-8")
+    hashed = ("hash(arrival_month, direction, measure, with_measure, scope, is_pooled, port, transport_mode,\n"
+              "                   commodity_group)")
+    assert hashed in text
+    model.write_text(text.replace(hashed, "42::UBIGINT"), encoding="utf-8")
+    with pytest.raises(RuntimeError, match=r"mart_reform_measure_effects\.sql: .*two arms share the slice_id 42: "
+                                           r"\{'arrival_month': 2026-11-01, 'direction': import"):
+        run_business_date(DAY)
+    assert not warehouse.exists()  # nothing published
+
+
 def test_a_rebuild_runs_under_its_own_memory_limit_and_a_night_under_the_nights(clearance_env, monkeypatch):
     from clearance.config import settings
     from clearance.warehouse import rebuild

@@ -72,10 +72,24 @@ at_times AS (
 keyed_arms AS (
     -- an arm (with or without the measure) of a stratum or pool is known by one number below: the
     -- estimator sorts and streams by it. Two arms would share one with odds below 1e-9 for the arms
-    -- of a year (a 64-bit hash).
+    -- of a year (a 64-bit hash); arm_of_id fails the build if they do.
     SELECT *, hash(arrival_month, direction, measure, with_measure, scope, is_pooled, port, transport_mode,
                    commodity_group) AS slice_id
     FROM at_times
+),
+arm_of_id AS (
+    -- the arm each slice_id stands for: two arms with one id would be estimated as one arm, so the
+    -- build stops instead of publishing their merged figures
+    SELECT slice_id, unnest(arm)
+    FROM (SELECT slice_id, min(arm) AS arm, max(arm) AS other_arm
+          FROM (SELECT slice_id, {'arrival_month': arrival_month, 'direction': direction, 'measure': measure,
+                                  'with_measure': with_measure, 'scope': scope, 'is_pooled': is_pooled, 'port': port,
+                                  'transport_mode': transport_mode, 'commodity_group': commodity_group} AS arm
+                FROM keyed_arms)
+          GROUP BY slice_id)
+    WHERE CASE WHEN arm IS NOT DISTINCT FROM other_arm THEN true
+               ELSE error('two arms share the slice_id ' || slice_id || ': ' || arm::VARCHAR || ' and '
+                          || other_arm::VARCHAR) END
 ),
 arm_series AS (
     SELECT slice_id, minutes, completions, censorings, NULL::DOUBLE AS target_hours FROM keyed_arms
@@ -105,8 +119,7 @@ arm_medians AS (
     SELECT a.arrival_month, a.direction, a.measure, a.with_measure, a.scope, a.is_pooled, a.port, a.transport_mode,
            a.commodity_group, c.* EXCLUDE (slice_id)
     FROM arm_curves AS c
-    JOIN (SELECT DISTINCT ON (slice_id) slice_id, arrival_month, direction, measure, with_measure, scope, is_pooled, port,
-                 transport_mode, commodity_group FROM keyed_arms) AS a USING (slice_id)
+    JOIN arm_of_id AS a USING (slice_id)
 ),
 stability AS (
     -- as mart_arrival_cohort_statistics.stable_after_hours: an open shipment followed longer than this
