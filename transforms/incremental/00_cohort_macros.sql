@@ -121,7 +121,8 @@ counted AS (
 SELECT *, hash(grain, period_start, scope, direction, dimension, dimension_value, segment) AS slice_hash
 FROM counted;
 
--- A Kaplan-Meier curve per slice, for the slices of `series` whose slice_id % 2 is `half`: `series`
+-- A Kaplan-Meier curve per slice, for the slices of `series` whose slice_id % 2 is `half` (km_curve,
+-- below, runs both halves): `series`
 -- has a row per slice, time and kind (slice_id, minutes, completions, censorings, target_hours: the
 -- shipments whose segment ended, and those censored, after that many minutes). Returned per row:
 -- S(t) as its log, Greenwood's sum, the completions so far, and the slice's completions in all and
@@ -136,9 +137,9 @@ FROM counted;
 -- other rows as a running max (min for the log sum): each sum only grows (only falls), so the latest
 -- slice's start is the extreme one. So the rows keep the one sort's order to the end (no join after
 -- it), and the sort carries only narrow columns (it spilled to disk when it carried doubles and
--- 128-bit sums). DuckDB runs an ordered stream on one thread: the callers run two halves side by
+-- 128-bit sums). DuckDB runs an ordered stream on one thread: km_curve runs two halves side by
 -- side. The sums are of integers, so neither the order they are added in nor the halves change a digit.
-CREATE OR REPLACE TEMP MACRO km_curve(series, half) AS TABLE
+CREATE OR REPLACE TEMP MACRO km_curve_half(series, half) AS TABLE
 WITH half_series AS (
     SELECT slice_id, minutes::INTEGER AS minutes, completions::INTEGER AS completions,
            censorings::INTEGER AS censorings, target_hours
@@ -202,3 +203,9 @@ SELECT
     CASE WHEN completions = at_risk THEN '-inf'::DOUBLE ELSE (log_so_far - log_before) / 1e15 END AS log_survival,
     (greenwood_so_far - greenwood_before) / 1e18 AS greenwood
 FROM slice_start;
+
+-- The Kaplan-Meier curve of every slice of `series` (km_curve_half's columns): its two halves side by side.
+CREATE OR REPLACE TEMP MACRO km_curve(series) AS TABLE
+SELECT * FROM km_curve_half(series, 0)
+UNION ALL
+SELECT * FROM km_curve_half(series, 1);

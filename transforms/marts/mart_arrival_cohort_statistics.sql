@@ -77,11 +77,8 @@ series AS (
     FROM both_kinds
 ),
 curve AS (
-    -- S(t), Greenwood's sum and the completions so far at each row (km_curve, 00_cohort_macros.sql),
-    -- two halves of the slices side by side
-    SELECT * FROM km_curve('series', 0)
-    UNION ALL
-    SELECT * FROM km_curve('series', 1)
+    -- S(t), Greenwood's sum and the completions so far at each row (km_curve, 00_cohort_macros.sql)
+    SELECT * FROM km_curve('series')
 ),
 bands AS (
     SELECT

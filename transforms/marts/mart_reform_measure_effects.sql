@@ -96,10 +96,8 @@ arm_series AS (
 ),
 curve AS (
     -- Kaplan-Meier S(t) and Greenwood's sum (km_curve, transforms/incremental/00_cohort_macros.sql,
-    -- as mart_arrival_cohort_statistics), two halves of the arms side by side
-    SELECT * FROM km_curve('arm_series', 0)
-    UNION ALL
-    SELECT * FROM km_curve('arm_series', 1)
+    -- as mart_arrival_cohort_statistics)
+    SELECT * FROM km_curve('arm_series')
 ),
 arm_curves AS (
     SELECT
