@@ -479,9 +479,10 @@ def test_queries(model: Model, full_refresh: bool) -> list[tuple[str, str, str]]
     for rule in _as_list(tests.get("relationships")):
         table, target = rule["to"].split(".")
         where = f" AND ({rule['where']})" if rule.get("where") else ""
+        # an anti join: DuckDB's plan for NOT EXISTS here read every column of the rows tested (5x the time)
         out.append((f"relationships({rule['column']} -> {rule['to']})", rule.get("severity", "error"),
-                    f"SELECT {shown(rule['column'])} FROM {scoped} AS t WHERE t.{rule['column']} IS NOT NULL{where} "
-                    f"AND NOT EXISTS (SELECT 1 FROM {table} AS r WHERE r.{target} = t.{rule['column']})"))
+                    f"SELECT {shown(rule['column'])} FROM {scoped} AS t ANTI JOIN {table} AS r "
+                    f"ON r.{target} = t.{rule['column']} WHERE t.{rule['column']} IS NOT NULL{where}"))
     for column, values in (tests.get("accepted_values") or {}).items():
         listing = ", ".join(_literal(v) for v in values)
         out.append((f"accepted_values({column})", "error",
