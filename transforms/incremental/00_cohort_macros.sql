@@ -41,10 +41,10 @@ LEFT JOIN operative_targets AS national_target
 WHERE sp.is_counted AND sp.arrival_at <= at_cutoff AND sp.declared_at <= at_cutoff AND sp.started_at <= at_cutoff;
 
 -- Completions and censorings at each minute of every grain, slice and segment that `observations`
--- (cohort_observations' columns, and `weight`: +1 an observation added, -1 one taken away) add up to, in
+-- (cohort_observations' columns, and `weight`: +1 an observation added, -1 one taken away, n for n alike) add up to, in
 -- one pass (grouping sets): every slice and period of mart_clearance_statistics. The districts
 -- (their Time Release Study reports) are also sliced within, by month. slice_hash: the slice as one
--- number, to find its rows fast (the slice's columns stay the key).
+-- number: mart_cohort_completions keeps only it (mart_cohort_slices, the slice's columns once).
 CREATE OR REPLACE TEMP MACRO cohort_minute_counts(observations) AS TABLE
 WITH observed AS (
     SELECT *, arrival_date AS day_start, date_trunc('week', arrival_date)::DATE AS week_start,
