@@ -5,7 +5,7 @@
 -- (transforms/incremental/06_cohort_changes.sql), so its cost follows the night, not the cohorts.
 -- Internal: not published; mart_arrival_cohort_statistics reads it. A slice is its slice_hash here: its
 -- columns are in mart_cohort_slices, once per slice (six strings on each of a year's ~70 M rows took
--- a quarter of this mart's rebuild to write, and most of what a night's merge wrote).
+-- a quarter of this mart's rebuild to write, and half of what a night's merge wrote).
 /*
 materialized: differences
 # a slice is its slice_hash (mart_cohort_slices tests that no two slices share one); period_start is
