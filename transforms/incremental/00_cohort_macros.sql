@@ -8,6 +8,12 @@
 /*
 runs: start
 */
+-- A day of the part being built (rebuild_by_month: a month; every other run: every day there is) or
+-- of a week that starts in it (up to 6 days after its last day): the days whose periods the part
+-- holds. The marts built by month (the cohort marts by arrival, mart_clearance_statistics by release).
+CREATE OR REPLACE TEMP MACRO in_part_or_its_weeks(day) AS
+    day BETWEEN getvariable('part_first_day') AND getvariable('part_last_day') + 6;
+
 -- The observation of each span of `spans` (rows of core_segment_spans) at the cut-off `at_cutoff`:
 -- counted shipments arrived and declared by then whose segment has started, with the slices they
 -- fall in and, completed, the time to the end milestone, still open, the time to the cut-off

@@ -32,7 +32,7 @@ WITH open_spans AS (
     SELECT * FROM core_segment_spans
     SEMI JOIN affected_cohort_days USING (arrival_date)
     WHERE (ended_at IS NULL OR ended_at > getvariable('cutoff_at'))
-      AND arrival_date BETWEEN getvariable('part_first_day') AND getvariable('part_last_day') + 6
+      AND in_part_or_its_weeks(arrival_date)
 ),
 open_observations AS (
     SELECT 1 AS weight, * FROM cohort_observations('open_spans', getvariable('cutoff_at'))

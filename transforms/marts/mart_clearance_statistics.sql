@@ -56,7 +56,7 @@ released AS (
     -- only the days of the periods being restated (every day of each such period)
     SEMI JOIN affected_release_days USING (release_date)
     WHERE s.is_counted AND s.released_at IS NOT NULL
-      AND s.release_date BETWEEN getvariable('part_first_day') AND getvariable('part_last_day') + 6
+      AND in_part_or_its_weeks(s.release_date)
 ),
 segment_hours AS (
     -- one row per shipment and known segment, with every slice and period it counts in

@@ -26,7 +26,7 @@ WITH completed_spans AS (
     -- the part's cohorts: its days, and the days of the weeks that start in it
     SELECT * FROM core_segment_spans
     WHERE ended_at <= getvariable('cutoff_at')
-      AND arrival_date BETWEEN getvariable('part_first_day') AND getvariable('part_last_day') + 6
+      AND in_part_or_its_weeks(arrival_date)
 ),
 completed AS (
     SELECT 1 AS weight, * FROM cohort_observations('completed_spans', getvariable('cutoff_at'))
