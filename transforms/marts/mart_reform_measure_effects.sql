@@ -85,7 +85,9 @@ arm_of_id AS (
           FROM (SELECT slice_id, {'arrival_month': arrival_month, 'direction': direction, 'measure': measure,
                                   'with_measure': with_measure, 'scope': scope, 'is_pooled': is_pooled, 'port': port,
                                   'transport_mode': transport_mode, 'commodity_group': commodity_group} AS arm
-                FROM keyed_arms)
+                -- each arm once (an arm has a row per minute): the struct is built for the arms, not the rows
+                FROM (SELECT DISTINCT slice_id, arrival_month, direction, measure, with_measure, scope, is_pooled, port,
+                             transport_mode, commodity_group FROM keyed_arms))
           GROUP BY slice_id)
     WHERE CASE WHEN arm IS NOT DISTINCT FROM other_arm THEN true
                ELSE error('two arms share the slice_id ' || slice_id || ': ' || arm::VARCHAR || ' and '
