@@ -263,8 +263,12 @@ def _key_match(model: Model, keys_alias: str = "k") -> str:
 def _rebuild_months(con: duckdb.DuckDBPyConnection, model: Model) -> list:
     if not model.rebuild_by_month:
         return []
+    # the months of the days and of the Mondays of their weeks: a week starting in the month before
+    # the first day is that month's part (in_part_or_its_weeks), even with no day of its own there
     return [m for (m,) in con.execute(
-        f"SELECT DISTINCT date_trunc('month', d)::DATE FROM ({model.rebuild_by_month}) AS t(d) WHERE d IS NOT NULL "
+        f"WITH days(d) AS (SELECT DISTINCT * FROM ({model.rebuild_by_month})) "
+        "SELECT DISTINCT date_trunc('month', period_start)::DATE FROM days, "
+        "unnest([d::DATE, date_trunc('week', d)::DATE]) AS periods(period_start) WHERE d IS NOT NULL "
         "ORDER BY 1").fetchall()]
 
 

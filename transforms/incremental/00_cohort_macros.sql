@@ -8,9 +8,12 @@
 /*
 runs: start
 */
--- A day of the part being built (rebuild_by_month: a month; every other run: every day there is) or
--- of a week that starts in it (up to 6 days after its last day): the days whose periods the part
--- holds. The marts built by month (the cohort marts by arrival, mart_clearance_statistics by release).
+-- The marts built by month (the cohort marts by arrival, mart_clearance_statistics by release):
+-- a period starting on a day of the part being built (rebuild_by_month: a month; every other run:
+-- every day there is) is the part's; the days whose periods the part holds are its own and those of
+-- a week that starts in it (up to 6 days after its last day).
+CREATE OR REPLACE TEMP MACRO in_part(day) AS
+    day BETWEEN getvariable('part_first_day') AND getvariable('part_last_day');
 CREATE OR REPLACE TEMP MACRO in_part_or_its_weeks(day) AS
     day BETWEEN getvariable('part_first_day') AND getvariable('part_last_day') + 6;
 

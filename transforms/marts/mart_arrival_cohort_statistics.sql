@@ -15,7 +15,7 @@ unique_key: [grain, period_start, scope, direction, dimension, dimension_value, 
 touched_keys: affected_cohort_slices
 depends_on: [core_segment_spans, core_shipments, ref_clearance_targets]
 # rebuilt a month of cohorts at a time, as mart_cohort_completions (every other run: one part, every day)
-rebuild_by_month: SELECT arrival_date FROM core_segment_spans UNION SELECT date_trunc('week', arrival_date) FROM core_segment_spans
+rebuild_by_month: SELECT arrival_date FROM core_segment_spans
 publish: {monthly_parquet: "date_trunc('month', period_start)::DATE", order_by: 'grain, period_start, scope, direction, dimension, dimension_value, segment'}
 tests:
   unique: [[grain, period_start, scope, direction, dimension, dimension_value, segment]]
@@ -40,7 +40,7 @@ open_observations AS (
 censored AS (
     SELECT * FROM cohort_minute_counts('open_observations')
     SEMI JOIN affected_cohort_slices USING (slice_hash)
-    WHERE period_start BETWEEN getvariable('part_first_day') AND getvariable('part_last_day')
+    WHERE in_part(period_start)
 ),
 both_kinds AS (
     -- only numbers from mart_cohort_completions: its other columns are the slice's, read once per slice below
@@ -48,7 +48,7 @@ both_kinds AS (
     FROM mart_cohort_completions
     -- with period_start, DuckDB reads only the row groups of the restated periods (stored by period_start)
     SEMI JOIN affected_cohort_slices USING (period_start, slice_hash)
-    WHERE period_start BETWEEN getvariable('part_first_day') AND getvariable('part_last_day')
+    WHERE in_part(period_start)
     UNION ALL
     SELECT slice_hash, target_hours, minutes, 0, censorings
     FROM censored
@@ -62,7 +62,7 @@ slices AS (
     FROM (SELECT slice_hash, grain, period_start, scope, direction, dimension, dimension_value, segment
           FROM mart_cohort_slices
           SEMI JOIN affected_cohort_slices USING (slice_hash)
-          WHERE period_start BETWEEN getvariable('part_first_day') AND getvariable('part_last_day')
+          WHERE in_part(period_start)
           UNION ALL
           SELECT slice_hash, grain, period_start, scope, direction, dimension, dimension_value, segment
           FROM censored)

@@ -5,7 +5,7 @@ unique_key: [grain, period_start]
 touched_keys: affected_periods
 # its quantiles hold every value in memory: a rebuild goes a month of releases at a time (the weeks
 # that start in the month with it), see README (Models)
-rebuild_by_month: SELECT release_date FROM core_shipments UNION SELECT date_trunc('week', release_date) FROM core_shipments
+rebuild_by_month: SELECT release_date FROM core_shipments
 publish: {monthly_parquet: "date_trunc('month', period_start)::DATE", order_by: 'grain, period_start, direction, dimension, dimension_value, segment'}
 tests:
   unique: [[grain, period_start, direction, dimension, dimension_value, segment]]
@@ -140,7 +140,7 @@ SELECT
         AS share_within_target
 FROM named
 SEMI JOIN affected_periods USING (grain, period_start)
-WHERE period_start BETWEEN getvariable('part_first_day') AND getvariable('part_last_day');
+WHERE in_part(period_start);
 COMMENT ON TABLE mart_clearance_statistics IS 'Segment statistics of released, counted shipments by period of release (Beijing date), direction and slice. Filter one grain, one dimension and one segment at a time.';
 COMMENT ON COLUMN mart_clearance_statistics.grain IS 'day, week (starting Monday) or month';
 COMMENT ON COLUMN mart_clearance_statistics.period_start IS 'First day of the period of release';

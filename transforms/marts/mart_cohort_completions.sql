@@ -13,8 +13,8 @@ materialized: differences
 unique_key: [period_start, slice_hash, target_hours, minutes]
 cluster_by: period_start
 # a year's grouping at once spills to disk: rebuilt a month of cohorts at a time (the weeks that start
-# in the month with it), the months of every arrival and of its week's start
-rebuild_by_month: SELECT arrival_date FROM core_segment_spans UNION SELECT date_trunc('week', arrival_date) FROM core_segment_spans
+# in the month with it), the months of every arrival
+rebuild_by_month: SELECT arrival_date FROM core_segment_spans
 differences: cohort_completion_changes
 sums: [completions]
 depends_on: [core_segment_spans, core_shipments, ref_clearance_targets]
@@ -33,7 +33,7 @@ completed AS (
 )
 SELECT period_start, slice_hash, target_hours, minutes, completions
 FROM cohort_minute_counts('completed')
-WHERE period_start BETWEEN getvariable('part_first_day') AND getvariable('part_last_day');
+WHERE in_part(period_start);
 COMMENT ON TABLE mart_cohort_completions IS 'Internal (not published): completions per arrival cohort, slice, segment and minute, kept from run to run and changed by what each night changes; mart_arrival_cohort_statistics is estimated from it';
 COMMENT ON COLUMN mart_cohort_completions.minutes IS 'Whole minutes from the segment''s start milestone to its end milestone';
 COMMENT ON COLUMN mart_cohort_completions.completions IS 'Shipments of the slice whose segment ended after this many minutes';

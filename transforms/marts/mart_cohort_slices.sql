@@ -10,7 +10,7 @@ unique_key: [slice_hash, grain, period_start, scope, direction, dimension, dimen
 differences: cohort_slice_changes
 sums: [completions]
 # rebuilt a month of cohorts at a time, as mart_cohort_completions
-rebuild_by_month: SELECT arrival_date FROM core_segment_spans UNION SELECT date_trunc('week', arrival_date) FROM core_segment_spans
+rebuild_by_month: SELECT arrival_date FROM core_segment_spans
 depends_on: [core_segment_spans, core_shipments, ref_clearance_targets]
 tests:
   queries:
@@ -35,5 +35,5 @@ completed AS (
 )
 SELECT slice_hash, grain, period_start, scope, direction, dimension, dimension_value, segment, completions
 FROM cohort_minute_counts('completed')
-WHERE period_start BETWEEN getvariable('part_first_day') AND getvariable('part_last_day');
+WHERE in_part(period_start);
 COMMENT ON TABLE mart_cohort_slices IS 'Internal (not published): the slices of mart_cohort_completions with their completions in all, kept from run to run';
