@@ -7,7 +7,7 @@ tests:
   unique: [bill_no]
   not_null: [bill_no, containers_on_manifest, containers_gated_out]
 */
-WITH events AS (
+WITH events AS NOT MATERIALIZED (
     SELECT bill_no, container_no, event_code, event_at
     FROM stg_cargo_events SEMI JOIN affected_bills USING (bill_no)
     WHERE bill_no IS NOT NULL
@@ -30,23 +30,30 @@ per_bill AS (
     FROM events
     GROUP BY bill_no
 ),
-gated_out_per_bill AS (
-    SELECT bill_no, count(*) AS containers_gated_out FROM gated_out GROUP BY bill_no
+containers AS (
+    -- each container of a bill on the current manifest (one line per bill and container, its
+    -- QUALIFY) or seen out of the gate, once, with where it was seen: counted per bill below
+    SELECT bill_no, container_no, bool_or(on_manifest) AS on_manifest, bool_or(gated_out) AS gated_out
+    FROM (
+        SELECT bill_no, container_no, true AS on_manifest, false AS gated_out
+        FROM core_manifest_lines SEMI JOIN affected_bills USING (bill_no)
+        WHERE bill_no IS NOT NULL AND container_no IS NOT NULL
+        UNION ALL
+        SELECT bill_no, container_no, false, true FROM gated_out
+    )
+    GROUP BY bill_no, container_no
 ),
-manifest_progress AS (
-    -- core_manifest_lines has one line per bill and container (its QUALIFY), gated_out one row per
-    -- bill and container: the counts of rows are the counts of distinct containers
+container_counts AS (
     SELECT
-        m.bill_no,
-        count(*) AS containers_on_manifest,
-        count(g.container_no) AS manifest_containers_gated_out
-    FROM core_manifest_lines AS m SEMI JOIN affected_bills USING (bill_no)
-    LEFT JOIN gated_out AS g ON g.bill_no = m.bill_no AND g.container_no = m.container_no
-    WHERE m.bill_no IS NOT NULL AND m.container_no IS NOT NULL
-    GROUP BY m.bill_no
+        bill_no,
+        count(*) FILTER (WHERE on_manifest) AS containers_on_manifest,
+        count(*) FILTER (WHERE on_manifest AND gated_out) AS manifest_containers_gated_out,
+        count(*) FILTER (WHERE gated_out) AS containers_gated_out
+    FROM containers
+    GROUP BY bill_no
 )
 SELECT
-    coalesce(per_bill.bill_no, manifest_progress.bill_no) AS bill_no,
+    coalesce(per_bill.bill_no, container_counts.bill_no) AS bill_no,
     per_bill.first_discharged_at,
     per_bill.last_discharged_at,
     per_bill.arrival_reported_at,
@@ -54,18 +61,17 @@ SELECT
     per_bill.certified_at,
     per_bill.last_loaded_at,
     per_bill.last_gate_out_at,
-    coalesce(manifest_progress.containers_on_manifest, 0) AS containers_on_manifest,
-    coalesce(gated_out_per_bill.containers_gated_out, 0) AS containers_gated_out,
+    coalesce(container_counts.containers_on_manifest, 0) AS containers_on_manifest,
+    coalesce(container_counts.containers_gated_out, 0) AS containers_gated_out,
     -- gate-out counts once every container of the bill on the manifest is out;
     -- a bill with no container on the manifest (bulk) is out at its last bill-level GATE_OUT
     CASE
-        WHEN coalesce(manifest_progress.containers_on_manifest, 0) = 0 THEN per_bill.last_gate_out_at
-        WHEN manifest_progress.manifest_containers_gated_out = manifest_progress.containers_on_manifest
+        WHEN coalesce(container_counts.containers_on_manifest, 0) = 0 THEN per_bill.last_gate_out_at
+        WHEN container_counts.manifest_containers_gated_out = container_counts.containers_on_manifest
             THEN per_bill.last_gate_out_at
     END AS gate_out_at
 FROM per_bill
-LEFT JOIN gated_out_per_bill USING (bill_no)
-FULL JOIN manifest_progress USING (bill_no);
+FULL JOIN container_counts USING (bill_no);
 COMMENT ON TABLE core_bill_cargo IS 'Cargo milestones per bill of lading (normalised number), from cargo events and the manifest.';
 COMMENT ON COLUMN core_bill_cargo.bill_no IS 'Bill of lading, normalised';
 COMMENT ON COLUMN core_bill_cargo.first_discharged_at IS 'First DISC_DONE: arrival for rail, road and air imports';

@@ -35,11 +35,12 @@ WITH declarations AS (
     SELECT * FROM core_declarations SEMI JOIN affected_entries USING (entry_id)
 ),
 commodity AS (
-    -- the longest matching HS prefix decides the group
-    SELECT d.entry_id, arg_max(g.commodity_group, length(g.hs_prefix)) AS commodity_group
-    FROM declarations AS d
-    JOIN ref_commodity_groups AS g ON starts_with(d.hs_code, g.hs_prefix)
-    GROUP BY d.entry_id
+    -- the longest matching HS prefix decides the group; matched once per HS code, not per
+    -- declaration (a prefix match is a nested-loop join)
+    SELECT h.hs_code, arg_max(g.commodity_group, length(g.hs_prefix)) AS commodity_group
+    FROM (SELECT DISTINCT hs_code FROM declarations) AS h
+    JOIN ref_commodity_groups AS g ON starts_with(h.hs_code, g.hs_prefix)
+    GROUP BY h.hs_code
 ),
 joined AS (
     SELECT
@@ -60,7 +61,7 @@ joined AS (
     LEFT JOIN core_vessel_calls AS v
         ON v.vessel_id = d.vessel_id AND v.voyage_no = d.voyage_no AND v.port_code = d.port_code
     LEFT JOIN core_bill_cargo AS c ON c.bill_no = d.bill_no
-    LEFT JOIN commodity USING (entry_id)
+    LEFT JOIN commodity ON commodity.hs_code = d.hs_code
     LEFT JOIN ref_customs_offices AS office ON office.office_code = d.declaring_office_code
     LEFT JOIN ref_ports AS port ON port.port_code = d.port_code
 ),
