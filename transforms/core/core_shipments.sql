@@ -31,7 +31,8 @@ tests:
     door_to_gate_is_gate_out_minus_arrival: door_to_gate_hours IS NOT DISTINCT FROM hours_between(arrival_at, gate_out_at)
     counted_unless_rejected_or_cancelled: is_counted = (clearance_status NOT IN ('rejected', 'cancelled'))
 */
-WITH declarations AS (
+-- NOT MATERIALIZED: read twice (the HS codes, the rows), not copied first
+WITH declarations AS NOT MATERIALIZED (
     SELECT * FROM core_declarations SEMI JOIN affected_entries USING (entry_id)
 ),
 commodity AS (
