@@ -182,12 +182,14 @@ def test_a_rebuild_runs_under_its_own_memory_limit_and_a_night_under_the_nights(
 
 
 def test_a_rebuild_month_by_month_gives_the_tables_a_rebuild_at_once_gives(clearance_env, transforms, monkeypatch):
-    """rebuild_by_month: the parts add up to the whole, the week that straddles two months included."""
+    """rebuild_by_month: the parts add up to the whole, a week that starts in a month where nothing
+    arrived included (its month's part has no day of its own)."""
     from clearance.config import settings
     from clearance.warehouse import rebuild
 
     inbox, warehouse = clearance_env
-    days = ["2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02"]  # the week of Monday 30 November straddles
+    # the week of Monday 30 November: every shipment arrives in December, the week's period starts in November
+    days = ["2026-12-01", "2026-12-02", "2026-12-03", "2026-12-04"]
     for n, day in enumerate(days, start=1):
         shipment, voyage = entry_id(n), f"26{n}W"
         receipts = [receipt(shipment, "L", f"{day} 03:00:00")]
@@ -212,7 +214,7 @@ def test_a_rebuild_month_by_month_gives_the_tables_a_rebuild_at_once_gives(clear
     with duckdb.connect(str(state), read_only=True) as con:
         assert con.execute(
             "SELECT shipments, completed FROM mart_arrival_cohort_statistics WHERE grain = 'week' AND period_start = "
-            "'2026-11-30' AND dimension = 'all' AND segment = 'overall_clearance'").fetchall() == [(3, 2)]
+            "'2026-11-30' AND dimension = 'all' AND segment = 'overall_clearance'").fetchall() == [(4, 2)]
     for model in ("mart_cohort_completions", "mart_arrival_cohort_statistics", "mart_clearance_statistics"):
         path = transforms / "marts" / f"{model}.sql"
         text = path.read_text(encoding="utf-8")
