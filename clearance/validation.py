@@ -298,7 +298,8 @@ def validate_deliveries(validator: DeliveryValidator, deliveries: dict[str, list
         # file names hold their export date (the contract, checked at ingest): the name alone says which file
         by_file = frame.partition_by(SOURCE_FILE, as_dict=True, maintain_order=True)
         for report in files:
-            rows = by_file[(report["name"],)].drop(SOURCE_FILE, EXPORT_DATE)
+            # a file of its header only (nothing that day) has no rows to partition: its rows are none
+            rows = by_file.get((report["name"],), frame.clear()).drop(SOURCE_FILE, EXPORT_DATE)
             rows.write_parquet(report["parquet"], compression=SCRATCH_COMPRESSION)
             bad = rows.filter(pl.col(REASON_CODE).is_not_null())
             log.log(logging.INFO if len(deliveries) == 1 else logging.DEBUG, "%s: %d rows fail the contract%s",

@@ -136,6 +136,21 @@ BILL = "COSU4000000001"
 C1, C2, C3 = container(400001), container(400002), container(400003)
 
 
+def test_a_file_with_its_header_and_no_rows_is_a_file_of_nothing_that_day(clearance_env):
+    """A port with no vessel movements that day exports the file with its header only (row count 0 in
+    MANIFEST.json): the night validates, loads the other files and accounts the empty one."""
+    inbox, warehouse = clearance_env
+    shipment = entry_id(1)
+    write_delivery(inbox, D1, {
+        "dec_head": [dec_head(shipment, f"{D1} 02:00:00")],
+        "dec_result": [receipt(shipment, "L", f"{D1} 03:00:00"), receipt(shipment, "P", f"{D1} 09:00:00")],
+        "vessel_event": [],
+    })
+    run_business_date(D1)
+    assert (D1, data_file_name("vessel_event", D1, 1), 0, 0, 0, 0) in accounting(warehouse)
+    assert query(warehouse, "SELECT entry_id, clearance_status FROM core_shipments") == [(shipment, "released")]
+
+
 def test_a_corrected_container_number_replaces_the_wrong_one(clearance_env):
     inbox, warehouse = clearance_env
     shipment = entry_id(4)
