@@ -71,26 +71,42 @@ def load_deliveries(con: duckdb.DuckDBPyConnection, deliveries: dict[str, list[d
     ensure_schema(con)
     days = sorted(date.fromisoformat(d) for d in deliveries)
     con.execute("DELETE FROM file_accounting WHERE export_date IN (SELECT unnest($days))", {"days": days})
-    # the rows whose sightings change: those the dates carried before, and (below) those they carry now
-    con.execute("CREATE OR REPLACE TEMP TABLE resighted AS SELECT DISTINCT file_kind, row_hash FROM row_sightings "
-                "WHERE export_date IN (SELECT unnest($days))", {"days": days})
-    con.execute("DELETE FROM row_sightings WHERE export_date IN (SELECT unnest($days))", {"days": days})
     for kind in KINDS:
         con.execute(f"CREATE OR REPLACE TEMP TABLE delivered_{kind} AS FROM land_{kind} LIMIT 0")
-
+    con.execute("CREATE OR REPLACE TEMP TABLE delivered_sightings AS FROM row_sightings LIMIT 0")
     for export_date, reports in sorted(deliveries.items()):
         day = date.fromisoformat(export_date)
         for report in reports:
             _load_file(con, report, export_date, day)
 
-    con.execute("INSERT INTO resighted SELECT DISTINCT file_kind, row_hash FROM row_sightings "
-                "WHERE export_date IN (SELECT unnest($days)) EXCEPT SELECT file_kind, row_hash FROM resighted",
-                {"days": days})
+    # the rows whose sightings change: those the dates carried before and those they carry now
     con.execute("""
-        CREATE OR REPLACE TEMP TABLE first_sightings AS
-        SELECT file_kind, row_hash, min({'export_date': export_date, 'source_file': source_file, 'line_no': line_no}) AS first
-        FROM row_sightings SEMI JOIN resighted USING (file_kind, row_hash)
-        GROUP BY file_kind, row_hash""")
+        CREATE OR REPLACE TEMP TABLE resighted AS
+        SELECT file_kind, row_hash FROM row_sightings WHERE export_date IN (SELECT unnest($days))
+        UNION SELECT file_kind, row_hash FROM delivered_sightings""", {"days": days})
+    # Their sightings so far, in the one look-up of the history by row hash: the first of them is where
+    # the row is loaded now (its land_ row's lineage), the first without the dates' is where it belongs.
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE prior_sightings AS
+        SELECT * FROM row_sightings SEMI JOIN resighted USING (file_kind, row_hash)""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE lineages AS
+        WITH sightings_now AS (
+            SELECT * FROM prior_sightings WHERE export_date NOT IN (SELECT unnest($days))
+            UNION ALL SELECT * FROM delivered_sightings
+        ),
+        before AS (
+            SELECT file_kind, row_hash, min({'export_date': export_date, 'source_file': source_file, 'line_no': line_no}) AS lineage
+            FROM prior_sightings GROUP BY ALL
+        ),
+        now AS (
+            SELECT file_kind, row_hash, min({'export_date': export_date, 'source_file': source_file, 'line_no': line_no}) AS lineage
+            FROM sightings_now GROUP BY ALL
+        )
+        SELECT file_kind, row_hash, before.lineage AS old_lineage, now.lineage AS new_lineage
+        FROM before FULL JOIN now USING (file_kind, row_hash)""", {"days": days})
+    con.execute("DELETE FROM row_sightings WHERE export_date IN (SELECT unnest($days))", {"days": days})
+    con.execute("INSERT INTO row_sightings SELECT * FROM delivered_sightings")
     con.execute("CREATE OR REPLACE TEMP TABLE lineage_moves (old_date DATE, new_date DATE)")
     for kind in KINDS:
         _restate_loaded_rows(con, kind)
@@ -108,14 +124,14 @@ def load_deliveries(con: duckdb.DuckDBPyConnection, deliveries: dict[str, list[d
 
 
 def _load_file(con: duckdb.DuckDBPyConnection, report: dict, export_date: str, day: date) -> None:
-    """A file's valid rows into delivered_<kind> and the sightings, its bad rows into the quarantine, its
-    counts into the accounting."""
+    """A file's valid rows into delivered_<kind> and their sightings into delivered_sightings, its bad rows
+    into the quarantine, its counts into the accounting."""
     kind, name = report["kind"], report["name"]
     frame = pl.read_parquet(report["parquet"])
     valid = frame.filter(pl.col(REASON_CODE).is_null())
     con.register("delivered", _land_frame(kind, valid, export_date, name))
     con.execute(f"INSERT INTO delivered_{kind} BY NAME SELECT * FROM delivered")
-    con.execute("INSERT INTO row_sightings SELECT ?, row_hash, export_date, source_file, line_no FROM delivered", [kind])
+    con.execute("INSERT INTO delivered_sightings SELECT ?, row_hash, export_date, source_file, line_no FROM delivered", [kind])
     con.unregister("delivered")
     bad = frame.filter(pl.col(REASON_CODE).is_not_null()).select(
         pl.lit(day).alias("export_date"),
@@ -146,23 +162,27 @@ def _load_file(con: duckdb.DuckDBPyConnection, report: dict, export_date: str, d
 
 
 def _restate_loaded_rows(con: duckdb.DuckDBPyConnection, kind: str) -> None:
-    """land_<kind> holds each row whose kind has a sighting once, with the lineage of its first sighting."""
+    """land_<kind> holds each row whose kind has a sighting once, with the lineage of its first sighting.
+
+    The rows whose lineage moves are found in the state by their old lineage, not by row hash: its
+    export date keeps DuckDB to the row groups of those dates (a night's new rows have none, and the
+    history is not read at all), where a look-up by hash would read the row hashes of the whole year."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE moved AS
-        WITH before AS (
-            SELECT row_hash, {{'export_date': export_date, 'source_file': source_file, 'line_no': line_no}} AS lineage
-            FROM land_{kind} SEMI JOIN (SELECT row_hash FROM resighted WHERE file_kind = '{kind}') USING (row_hash)
-        ),
-        now AS (SELECT row_hash, first AS lineage FROM first_sightings WHERE file_kind = '{kind}')
-        SELECT row_hash, before.lineage AS old_lineage, now.lineage AS new_lineage
-        FROM before FULL JOIN now USING (row_hash)
-        WHERE before.lineage IS DISTINCT FROM now.lineage""")
+        SELECT row_hash, old_lineage, new_lineage FROM lineages
+        WHERE file_kind = '{kind}' AND old_lineage IS DISTINCT FROM new_lineage""")
     con.execute("INSERT INTO lineage_moves SELECT old_lineage.export_date, new_lineage.export_date FROM moved")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE moved_from AS
+        SELECT row_hash, old_lineage.export_date, old_lineage.source_file, old_lineage.line_no
+        FROM moved WHERE old_lineage IS NOT NULL""")
     # the values of a row are the same in every copy: take them from the state or from tonight's files
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE restated AS
         WITH known AS (
-            SELECT * EXCLUDE (export_date, source_file, line_no) FROM land_{kind} SEMI JOIN moved USING (row_hash)
+            SELECT * EXCLUDE (export_date, source_file, line_no) FROM land_{kind} AS l
+            WHERE EXISTS (SELECT 1 FROM moved_from AS m WHERE m.export_date = l.export_date
+                          AND m.source_file = l.source_file AND m.line_no = l.line_no AND m.row_hash = l.row_hash)
             UNION ALL BY NAME
             SELECT * EXCLUDE (export_date, source_file, line_no) FROM delivered_{kind} SEMI JOIN moved USING (row_hash)
         ),
@@ -170,7 +190,15 @@ def _restate_loaded_rows(con: duckdb.DuckDBPyConnection, kind: str) -> None:
         SELECT one_copy.*, m.new_lineage.export_date, m.new_lineage.source_file, m.new_lineage.line_no
         FROM one_copy JOIN moved AS m USING (row_hash)
         WHERE m.new_lineage IS NOT NULL""")
-    con.execute(f"DELETE FROM land_{kind} WHERE row_hash IN (SELECT row_hash FROM moved)")
+    [(deleted,)] = con.execute(f"""
+        DELETE FROM land_{kind} AS l
+        WHERE EXISTS (SELECT 1 FROM moved_from AS m WHERE m.export_date = l.export_date
+                      AND m.source_file = l.source_file AND m.line_no = l.line_no AND m.row_hash = l.row_hash)""").fetchall()
+    [(expected,)] = con.execute("SELECT count(*) FROM moved_from").fetchall()
+    if deleted != expected:  # a row not where its first sighting says: the state is not what loading left
+        raise AccountingError(
+            f"land_{kind}: {expected} loaded rows to move to another sighting, {deleted} found at their first "
+            "sighting: the state file was changed outside the pipeline; rebuild it from the inbox (make recover)")
     con.execute(f"INSERT INTO land_{kind} BY NAME SELECT * FROM restated")
 
 

@@ -114,6 +114,25 @@ def test_a_row_stays_loaded_while_any_delivery_still_carries_it(clearance_env):
     assert sightings == 1 + 1 + 1 + 1 + 2  # dec_head of D1 and D2, dec_result L of D1 and D2, both of D3
 
 
+def test_a_loaded_row_not_at_its_first_sighting_stops_the_night_and_names_the_table(clearance_env):
+    """A row whose lineage moves is found in the state by its first sighting, not by its hash: a state
+    changed outside the pipeline must stop the night, not load the row a second time."""
+    inbox, warehouse = clearance_env
+    sighting_deliveries(inbox)
+    for day in (D1, D2, D3):
+        run_business_date(day)
+    published = query(warehouse, "SELECT entry_id, released_at FROM core_shipments ORDER BY 1")
+    with duckdb.connect(str(state_file(warehouse))) as con:
+        con.execute("UPDATE land_dec_result SET line_no = 99 WHERE channel = 'P'")
+    shutil.rmtree(inbox / D1)
+    sighting_deliveries(inbox, first_delivery_carries_release=False)  # the release receipt's lineage moves to D3
+    with pytest.raises(Exception, match=r"land_dec_result: 1 loaded rows to move to another sighting, 0 found at"):
+        run_business_date(D1)
+    [(copies,)] = query(state_file(warehouse), "SELECT count(*) FROM land_dec_result WHERE channel = 'P'")
+    assert copies == 1
+    assert query(warehouse, "SELECT entry_id, released_at FROM core_shipments ORDER BY 1") == published
+
+
 def test_deliveries_run_out_of_order_give_the_same_accounting_and_lineage(tmp_path, monkeypatch):
     results = {}
     for order in ((D1, D2, D3), (D3, D1, D2), (D2, D3, D1, D3)):
