@@ -176,13 +176,13 @@ def _restate_loaded_rows(con: duckdb.DuckDBPyConnection, kind: str) -> None:
         CREATE OR REPLACE TEMP TABLE moved_from AS
         SELECT row_hash, old_lineage.export_date, old_lineage.source_file, old_lineage.line_no
         FROM moved WHERE old_lineage IS NOT NULL""")
+    at_first_sighting = ("EXISTS (SELECT 1 FROM moved_from AS m WHERE m.export_date = l.export_date "
+                         "AND m.source_file = l.source_file AND m.line_no = l.line_no AND m.row_hash = l.row_hash)")
     # the values of a row are the same in every copy: take them from the state or from tonight's files
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE restated AS
         WITH known AS (
-            SELECT * EXCLUDE (export_date, source_file, line_no) FROM land_{kind} AS l
-            WHERE EXISTS (SELECT 1 FROM moved_from AS m WHERE m.export_date = l.export_date
-                          AND m.source_file = l.source_file AND m.line_no = l.line_no AND m.row_hash = l.row_hash)
+            SELECT * EXCLUDE (export_date, source_file, line_no) FROM land_{kind} AS l WHERE {at_first_sighting}
             UNION ALL BY NAME
             SELECT * EXCLUDE (export_date, source_file, line_no) FROM delivered_{kind} SEMI JOIN moved USING (row_hash)
         ),
@@ -190,10 +190,7 @@ def _restate_loaded_rows(con: duckdb.DuckDBPyConnection, kind: str) -> None:
         SELECT one_copy.*, m.new_lineage.export_date, m.new_lineage.source_file, m.new_lineage.line_no
         FROM one_copy JOIN moved AS m USING (row_hash)
         WHERE m.new_lineage IS NOT NULL""")
-    [(deleted,)] = con.execute(f"""
-        DELETE FROM land_{kind} AS l
-        WHERE EXISTS (SELECT 1 FROM moved_from AS m WHERE m.export_date = l.export_date
-                      AND m.source_file = l.source_file AND m.line_no = l.line_no AND m.row_hash = l.row_hash)""").fetchall()
+    [(deleted,)] = con.execute(f"DELETE FROM land_{kind} AS l WHERE {at_first_sighting}").fetchall()
     [(expected,)] = con.execute("SELECT count(*) FROM moved_from").fetchall()
     if deleted != expected:  # a row not where its first sighting says: the state is not what loading left
         raise AccountingError(
