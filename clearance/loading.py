@@ -91,20 +91,14 @@ def load_deliveries(con: duckdb.DuckDBPyConnection, deliveries: dict[str, list[d
         SELECT * FROM row_sightings SEMI JOIN resighted USING (file_kind, row_hash)""")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE lineages AS
-        WITH sightings_now AS (
-            SELECT * FROM prior_sightings WHERE export_date NOT IN (SELECT unnest($days))
-            UNION ALL SELECT * FROM delivered_sightings
-        ),
-        before AS (
-            SELECT file_kind, row_hash, min({'export_date': export_date, 'source_file': source_file, 'line_no': line_no}) AS lineage
-            FROM prior_sightings GROUP BY ALL
-        ),
-        now AS (
-            SELECT file_kind, row_hash, min({'export_date': export_date, 'source_file': source_file, 'line_no': line_no}) AS lineage
-            FROM sightings_now GROUP BY ALL
+        WITH sightings AS (
+            SELECT *, true AS is_prior, export_date IN (SELECT unnest($days)) AS is_replaced FROM prior_sightings
+            UNION ALL SELECT *, false, false FROM delivered_sightings
         )
-        SELECT file_kind, row_hash, before.lineage AS old_lineage, now.lineage AS new_lineage
-        FROM before FULL JOIN now USING (file_kind, row_hash)""", {"days": days})
+        SELECT file_kind, row_hash,
+               min({'export_date': export_date, 'source_file': source_file, 'line_no': line_no}) FILTER (WHERE is_prior) AS old_lineage,
+               min({'export_date': export_date, 'source_file': source_file, 'line_no': line_no}) FILTER (WHERE NOT is_replaced) AS new_lineage
+        FROM sightings GROUP BY file_kind, row_hash""", {"days": days})
     con.execute("DELETE FROM row_sightings WHERE export_date IN (SELECT unnest($days))", {"days": days})
     con.execute("INSERT INTO row_sightings SELECT * FROM delivered_sightings")
     con.execute("CREATE OR REPLACE TEMP TABLE lineage_moves (old_date DATE, new_date DATE)")
