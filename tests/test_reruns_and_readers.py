@@ -272,6 +272,50 @@ def test_a_night_rewrites_only_the_months_it_touches(clearance_env):
         (october, None), (november, "2026-11-21 09:00:00")]
 
 
+def test_a_bill_left_by_its_declaration_is_listed_undeclared_again(clearance_env):
+    """A bill's first counted declaration is kept per bill from night to night: an amendment that moves
+    the declaration to another bill, a cancellation arriving alone, or a re-delivery that corrects the
+    bill leaves the first bill undeclared, and the night names it as a rebuild would."""
+    import shutil
+
+    from clearance.warehouse import rebuild
+
+    inbox, warehouse = clearance_env
+    amended, cancelled, corrected = entry_id(51), entry_id(52), entry_id(53)
+    left, taken, dropped, wrong = "COSU2100000051", "COSU2100000052", "COSU2100000053", "COSU2100000054"
+    write_delivery(inbox, "2026-11-10", {
+        "vessel_event": [vessel_event("ATA_ANCH", "2026-11-09 20:00:00")],
+        "manifest": [manifest_line(bill, container(510000 + i), update_time="2026-11-09 10:00:00")
+                     for i, bill in enumerate((left, taken, dropped, wrong))],
+        "dec_head": [dec_head(amended, "2026-11-10 04:00:00", bill=left),
+                     dec_head(cancelled, "2026-11-10 05:00:00", bill=dropped)],
+    })
+    write_delivery(inbox, "2026-11-11", {
+        "dec_head": [dec_head(amended, "2026-11-10 04:00:00", update_time="2026-11-11 09:00:00", bill=taken)],
+        "dec_result": [receipt(cancelled, "A", "2026-11-11 10:00:00")],
+    })
+    write_delivery(inbox, "2026-11-12", {"dec_head": [dec_head(corrected, "2026-11-12 04:00:00", bill=wrong)]})
+    for day in ("2026-11-10", "2026-11-11", "2026-11-12"):
+        run_business_date(day)
+    # the exporter re-delivers 11-12 with the bill of the declaration corrected (to one on no manifest)
+    shutil.rmtree(inbox / "2026-11-12")
+    write_delivery(inbox, "2026-11-12", {"dec_head": [dec_head(corrected, "2026-11-12 04:00:00",
+                                                               bill="COSU2100000055")]})
+    run_business_date("2026-11-12")
+    write_delivery(inbox, "2026-11-20", {})
+    run_business_date("2026-11-20")  # at 11-21 00:00 the arrival is 268 h old: past the 240 h threshold
+
+    stalled = ("SELECT alert_key, stage, is_still_open FROM mart_stalled_shipments "
+               "WHERE stage = 'arrived_not_declared' ORDER BY 1")
+    nightly = rows(warehouse, stalled)
+    assert nightly == [(f"bill:{bill}", "arrived_not_declared", True) for bill in (left, dropped, wrong)]
+    per_bill = "SELECT bill_no, first_counted_declared_at::VARCHAR FROM core_bill_declarations ORDER BY 1"
+    assert rows(state_file(warehouse), per_bill) == [
+        (left, None), (taken, "2026-11-10 04:00:00"), (dropped, None), (wrong, None)]
+    rebuild(settings(), "2026-11-20")
+    assert rows(warehouse, stalled) == nightly
+
+
 def test_a_second_run_while_the_state_file_is_held_fails_clearly(three_nights, tmp_path):
     """Only the pipeline opens its state file; a run that finds it held says so and changes nothing."""
     from clearance.state import StateInUseError

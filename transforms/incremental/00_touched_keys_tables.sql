@@ -10,6 +10,7 @@ CREATE OR REPLACE TEMP TABLE changed_calls (vessel_id VARCHAR, voyage_no VARCHAR
 CREATE OR REPLACE TEMP TABLE affected_entries (entry_id VARCHAR);
 CREATE OR REPLACE TEMP TABLE affected_bills (bill_no VARCHAR);
 CREATE OR REPLACE TEMP TABLE affected_calls (vessel_id VARCHAR, voyage_no VARCHAR, port_code VARCHAR);
+CREATE OR REPLACE TEMP TABLE affected_declared_bills (bill_no VARCHAR);
 CREATE OR REPLACE TEMP TABLE affected_shipment_periods (release_date DATE, declaration_month DATE);
 CREATE OR REPLACE TEMP TABLE affected_periods (grain VARCHAR, period_start DATE, period_end DATE);
 CREATE OR REPLACE TEMP TABLE affected_release_days (release_date DATE);

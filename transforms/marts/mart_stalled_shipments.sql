@@ -17,35 +17,34 @@ WITH cutoff AS (
 ),
 declared_stages AS (
     SELECT entry_id, bill_no, direction, open_stage AS stage, stage_since, declaring_office_code AS office_code,
-           district_code, port_code, vessel_id, voyage_no, owner_code, owner_name
+           district_code, port_code, vessel_id, voyage_no, owner_code, owner_name, NULL::BOOLEAN AS is_declared_since
     FROM mart_work_in_progress
 ),
-counted_declarations AS (
-    SELECT bill_no, declared_at FROM core_shipments WHERE is_counted
-),
-undeclared_lines AS (
-    -- manifest lines of bills with no declaration by the cut-off: few, so the rest is cheap
-    SELECT m.*
-    FROM core_manifest_lines AS m
-    ANTI JOIN (SELECT d.bill_no FROM counted_declarations AS d, cutoff WHERE d.declared_at <= cutoff.cutoff_at)
-        USING (bill_no)
+undeclared_bills AS (
+    -- bills with no counted declaration by the cut-off: few, so the rest is cheap
+    SELECT b.bill_no, b.first_counted_declared_at IS NOT NULL AS is_declared_since
+    FROM core_bill_declarations AS b, cutoff
+    WHERE b.first_counted_declared_at IS NULL OR b.first_counted_declared_at > cutoff.cutoff_at
 ),
 arrived_bills AS (
     -- import bills on the manifest of an arrived call, or discharged; exports (arrival reports,
     -- loading) declare before they move and are left out
     SELECT m.bill_no, any_value(m.port_code) AS port_code, any_value(m.vessel_id) AS vessel_id,
            any_value(m.voyage_no) AS voyage_no,
-           least(min(v.arrival_at), any_value(c.first_discharged_at)) AS arrived_at
-    FROM undeclared_lines AS m
+           least(min(v.arrival_at), any_value(c.first_discharged_at)) AS arrived_at,
+           any_value(u.is_declared_since) AS is_declared_since
+    FROM core_manifest_lines AS m
+    JOIN undeclared_bills AS u USING (bill_no)
     LEFT JOIN core_vessel_calls AS v USING (vessel_id, voyage_no, port_code)
-    LEFT JOIN core_bill_cargo AS c USING (bill_no)
+    LEFT JOIN (SELECT c.* FROM undeclared_bills JOIN core_bill_cargo AS c USING (bill_no)) AS c USING (bill_no)
     WHERE c.arrival_reported_at IS NULL AND c.last_loaded_at IS NULL
     GROUP BY m.bill_no
 ),
 not_declared AS (
     SELECT NULL::VARCHAR AS entry_id, b.bill_no, 'import' AS direction, 'arrived_not_declared' AS stage,
            b.arrived_at AS stage_since, coalesce(p.district_code, 'unknown') AS office_code, p.district_code,
-           b.port_code, b.vessel_id, b.voyage_no, NULL::VARCHAR AS owner_code, NULL::VARCHAR AS owner_name
+           b.port_code, b.vessel_id, b.voyage_no, NULL::VARCHAR AS owner_code, NULL::VARCHAR AS owner_name,
+           b.is_declared_since
     FROM arrived_bills AS b
     CROSS JOIN cutoff
     LEFT JOIN ref_ports AS p USING (port_code)
@@ -64,6 +63,18 @@ with_threshold AS (
     JOIN ref_stall_thresholds AS default_rule ON default_rule.stage = o.stage AND default_rule.office_code IS NULL
     LEFT JOIN ref_stage_responsibilities AS names ON names.stage = o.stage
     LEFT JOIN ref_stall_thresholds AS office_rule ON office_rule.stage = o.stage AND office_rule.office_code = o.office_code
+),
+stalled AS (
+    SELECT * FROM with_threshold WHERE hours_in_stage > threshold_hours
+),
+-- the shipments and statuses of the stalled rows only. Joined whole, or by SEMI JOIN, DuckDB hashed the
+-- year's 1.4 M shipments to look up a few thousand; an inner join from the few hashes those and
+-- filters the scan of the many (the same for the undeclared bills' cargo above)
+stalled_shipments AS (
+    SELECT s.* FROM (SELECT DISTINCT entry_id FROM stalled) AS t JOIN core_shipments AS s USING (entry_id)
+),
+stalled_statuses AS (
+    SELECT s.* FROM (SELECT DISTINCT entry_id FROM stalled) AS t JOIN core_declaration_status AS s USING (entry_id)
 )
 SELECT
     t.business_date,
@@ -81,7 +92,7 @@ SELECT
     -- the stall has not ended in any data loaded since the cut-off (a backfill of an old date must
     -- not alert on a shipment that has long been released)
     CASE t.stage
-        WHEN 'arrived_not_declared' THEN NOT EXISTS (SELECT 1 FROM counted_declarations AS d WHERE d.bill_no = t.bill_no)
+        WHEN 'arrived_not_declared' THEN NOT t.is_declared_since
         WHEN 'arrived_not_berthed' THEN s.berthed_at IS NULL AND s.released_at IS NULL
         WHEN 'released_not_gated_out' THEN s.gate_out_at IS NULL
         WHEN 'on_hold' THEN s.released_at IS NULL
@@ -98,11 +109,10 @@ SELECT
     t.voyage_no,
     t.owner_code,
     t.owner_name
-FROM with_threshold AS t
-LEFT JOIN core_shipments AS s USING (entry_id)
-LEFT JOIN core_declaration_status AS st USING (entry_id)
-LEFT JOIN ref_customs_offices AS office ON office.office_code = t.office_code
-WHERE t.hours_in_stage > t.threshold_hours;
+FROM stalled AS t
+LEFT JOIN stalled_shipments AS s USING (entry_id)
+LEFT JOIN stalled_statuses AS st USING (entry_id)
+LEFT JOIN ref_customs_offices AS office ON office.office_code = t.office_code;
 COMMENT ON TABLE mart_stalled_shipments IS 'Shipments (and undeclared arrived bills) longer in their open stage than its threshold at the cut-off of the latest run; escalated past twice the threshold.';
 COMMENT ON COLUMN mart_stalled_shipments.business_date IS 'Business date of the run; stalls are measured at the end of it, Beijing time';
 COMMENT ON COLUMN mart_stalled_shipments.alert_key IS 'The declaration number, or bill:<bill> for a bill not yet declared';
