@@ -244,3 +244,29 @@ def test_a_shipment_at_an_unknown_port_is_a_warning_naming_its_key_and_the_port(
         assert con.execute("SELECT failing_rows, examples FROM model_test_results "
                            "WHERE test = 'relationships(port_code -> ref_ports.port_code)'").fetchall() == [
             (1, f"[('{shipment}', 'XYZ')]")]
+
+
+def test_a_night_tests_the_rows_it_updates_and_records_every_test_once(clearance_env, caplog):
+    """An incremental night runs each model's tests on the rows it wrote (not on the whole table for
+    the touched keys); the results name the same tests a full build does, each once."""
+    inbox, warehouse = clearance_env
+    one_released_shipment(inbox)
+    run_business_date(DAY)
+    tests = "SELECT model, test FROM model_test_results ORDER BY ALL"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        tests_of_a_full_build = con.execute(tests).fetchall()
+    shipment = entry_id(2)
+    write_delivery(inbox, "2026-11-21", {
+        "dec_head": [dec_head(shipment, "2026-11-21 02:00:00", port="XYZ")],
+        "dec_result": [receipt(shipment, "L", "2026-11-21 03:00:00")],
+    })
+    with caplog.at_level("WARNING", logger="clearance.models"):
+        run_business_date("2026-11-21")
+    assert [r.getMessage() for r in caplog.records if "relationships(port_code" in r.getMessage()] == [
+        f"transforms/core/core_shipments.sql: test relationships(port_code -> ref_ports.port_code) "
+        f"failed for 1 row(s), e.g. [('{shipment}', 'XYZ')]"]
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("SELECT was_full_refresh FROM run_context").fetchall() == [(False,)]
+        assert con.execute(tests).fetchall() == tests_of_a_full_build
+        assert con.execute("SELECT failing_rows FROM model_test_results WHERE model = 'core_shipments' "
+                           "AND test = 'relationships(port_code -> ref_ports.port_code)'").fetchall() == [(1,)]
