@@ -283,19 +283,20 @@ def _delete_touched(con: duckdb.DuckDBPyConnection, model: Model) -> None:
                 f"WHERE {_key_match(model)})")
 
 
-def _record_changed_months(con: duckdb.DuckDBPyConnection, model: Model, full_refresh: bool) -> None:
-    """Months of a monthly-Parquet table whose rows change: the next publish writes them again."""
-    month = model.publication.month
-    if full_refresh:
-        source = (f"SELECT DISTINCT {month} FROM {model.name} "
-                  f"UNION SELECT partition_month FROM published_partitions WHERE table_name = '{model.name}'")
-    else:
-        source = (f"SELECT DISTINCT {month} FROM {model.name} "
-                  f"WHERE EXISTS (SELECT 1 FROM {model.touched_keys} AS k WHERE {_key_match(model)})")
-    _record_months(con, model, source)
+def _delete_touched_recording_months(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+    """The touched keys' rows of a monthly-Parquet table deleted, their months recorded: found once, by
+    row id (within the night's one transaction), for both. Found apart, each read the whole table
+    for the touched keys (on the year's events 0.21 s and 0.18 s)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE replaced_rows AS SELECT rowid AS replaced_row, "
+                f"{model.publication.month} AS month FROM {model.name} "
+                f"WHERE EXISTS (SELECT 1 FROM {model.touched_keys} AS k WHERE {_key_match(model)})")
+    _record_months(con, model, "SELECT DISTINCT month FROM replaced_rows")
+    con.execute(f"DELETE FROM {model.name} WHERE rowid IN (SELECT replaced_row FROM replaced_rows)")
+    con.execute("DROP TABLE replaced_rows")
 
 
 def _record_months(con: duckdb.DuckDBPyConnection, model: Model, months: str) -> None:
+    """Months of a monthly-Parquet table whose rows change: the next publish writes them again."""
     con.execute(f"INSERT INTO dirty_partitions SELECT '{model.name}', m FROM ({months}) AS t(m) WHERE m IS NOT NULL "
                 "EXCEPT SELECT table_name, partition_month FROM dirty_partitions")
 
@@ -325,14 +326,16 @@ def run_model(con: duckdb.DuckDBPyConnection, model: Model, full_refresh: bool) 
             _every_day_in_one_part(con)
             for statement in model.statements:
                 con.execute(statement)
-            if monthly:
-                _record_changed_months(con, model, full_refresh=True)
+            if monthly:  # every month there is, and every month published before (a month may have gone)
+                _record_months(con, model, f"SELECT DISTINCT {model.publication.month} FROM {model.name} UNION "
+                               f"SELECT partition_month FROM published_partitions WHERE table_name = '{model.name}'")
         elif model.sums:
             _add_differences(con, model)
         else:
             if monthly:
-                _record_changed_months(con, model, full_refresh=False)  # the months of the rows replaced
-            _delete_touched(con, model)
+                _delete_touched_recording_months(con, model)
+            else:
+                _delete_touched(con, model)
             # The rows that replace them are kept a moment: the months they change and the tests of the
             # touched keys' rows read them, not the table. Each of those read the whole table for the
             # touched keys (on the year the events' months 0.19 s, their unique test 0.25 s).
