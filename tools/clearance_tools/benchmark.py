@@ -527,6 +527,9 @@ def copy_warehouse(source: Path, copy: Path) -> None:
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(source, copy, symlinks=True, copy_function=lambda src, dst: (
         os.link(src, dst) if Path(src).relative_to(source).parts[0] == "partitions" else shutil.copy2(src, dst)))
+    # on disk before the night starts, as a real night's state is: else the night's first fsync (its
+    # commit) writes out the whole fresh copy (on the year ~0.85 s of the night, on a month ~0.2 s)
+    os.sync()
 
 
 def fresh_copy(loaded_state: Path, warehouse: Path) -> None:
@@ -536,6 +539,7 @@ def fresh_copy(loaded_state: Path, warehouse: Path) -> None:
     state.parent.mkdir(parents=True)
     os.chmod(state.parent, 0o700)
     shutil.copyfile(loaded_state, state)
+    os.sync()  # on disk before the rebuild is timed (see copy_warehouse)
 
 
 # ----------------------------------------------------------------------------- the figures
