@@ -256,8 +256,11 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return name in _tables(con)
 
 
-def _key_match(model: Model, keys_alias: str = "k") -> str:
-    return " AND ".join(f"{model.name}.{c} IS NOT DISTINCT FROM {keys_alias}.{c}" for c in model.unique_key)
+def _of_touched_keys(model: Model) -> str:
+    """The condition that picks a model's rows of the run's touched keys (as EXISTS, not a join: DuckDB
+    then skips the row groups whose keys' min/max rule them out)."""
+    match = " AND ".join(f"{model.name}.{c} IS NOT DISTINCT FROM k.{c}" for c in model.unique_key)
+    return f"EXISTS (SELECT 1 FROM {model.touched_keys} AS k WHERE {match})"
 
 
 def _rebuild_months(con: duckdb.DuckDBPyConnection, model: Model) -> list:
@@ -278,9 +281,7 @@ def _every_day_in_one_part(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _delete_touched(con: duckdb.DuckDBPyConnection, model: Model) -> None:
-    # as EXISTS, not DELETE ... USING: DuckDB then skips the row groups whose keys' min/max rule them out
-    con.execute(f"DELETE FROM {model.name} WHERE EXISTS (SELECT 1 FROM {model.touched_keys} AS k "
-                f"WHERE {_key_match(model)})")
+    con.execute(f"DELETE FROM {model.name} WHERE {_of_touched_keys(model)}")
 
 
 def _delete_touched_recording_months(con: duckdb.DuckDBPyConnection, model: Model) -> None:
@@ -289,7 +290,7 @@ def _delete_touched_recording_months(con: duckdb.DuckDBPyConnection, model: Mode
     for the touched keys (on the year's events 0.21 s and 0.18 s)."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE replaced_rows AS SELECT rowid AS replaced_row, "
                 f"{model.publication.month} AS month FROM {model.name} "
-                f"WHERE EXISTS (SELECT 1 FROM {model.touched_keys} AS k WHERE {_key_match(model)})")
+                f"WHERE {_of_touched_keys(model)}")
     _record_months(con, model, "SELECT DISTINCT month FROM replaced_rows")
     con.execute(f"DELETE FROM {model.name} WHERE rowid IN (SELECT replaced_row FROM replaced_rows)")
     con.execute("DROP TABLE replaced_rows")
@@ -366,8 +367,8 @@ def _add_differences(con: duckdb.DuckDBPyConnection, model: Model) -> None:
     # the other columns go with the key: they are taken from the differences (every key summed has one)
     kept = ", ".join(c if c in model.unique_key or c in model.sums else f"NULL AS {c}" for c in columns)
     con.execute(f"CREATE OR REPLACE TEMP TABLE differences_summed AS SELECT {summed} FROM ("
-                f"SELECT {kept} FROM {model.name} WHERE EXISTS (SELECT 1 FROM {model.touched_keys} AS k "
-                f"WHERE {_key_match(model)}) UNION ALL SELECT {listed} FROM {model.touched_keys}) GROUP BY {keys}")
+                f"SELECT {kept} FROM {model.name} WHERE {_of_touched_keys(model)} "
+                f"UNION ALL SELECT {listed} FROM {model.touched_keys}) GROUP BY {keys}")
     _delete_touched(con, model)
     nonzero = " OR ".join(f"{c} <> 0" for c in model.sums)
     order = f" ORDER BY {', '.join(model.cluster_by)}" if model.cluster_by else ""
@@ -482,8 +483,7 @@ def test_queries(model: Model, full_refresh: bool, rows: str | None = None) -> l
     if rows:
         scoped = rows
     elif model.incremental and not full_refresh:
-        scoped = (f"(SELECT * FROM {model.name} "
-                  f"WHERE EXISTS (SELECT 1 FROM {model.touched_keys} AS k WHERE {_key_match(model)}))")
+        scoped = f"(SELECT * FROM {model.name} WHERE {_of_touched_keys(model)})"
     else:
         scoped = model.name
     tests = model.tests
